@@ -1,0 +1,1 @@
+"""Inference backends: one module each, registered lazily in ``harness.registry``."""

@@ -1,0 +1,120 @@
+"""The backend protocol: what every inference engine offers the measurement protocol.
+
+A backend is created once per load group (one model load), then asked to generate batch after batch.
+It reports real per-token timestamps (``time.perf_counter``, the clock of the measured window) and
+token counts taken from what it actually produced, never from what was asked.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BackendUnavailable(RuntimeError):
+    """The engine or a library it needs cannot be imported here (exit code BACKEND_UNAVAILABLE)."""
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be found or loaded (exit code MODEL_LOAD_ERROR)."""
+
+
+class BackendOOM(RuntimeError):
+    """Out of memory in the backend (CUDA OOM, host allocation failure)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One request's input. ``token_ids`` is what the backend feeds the model (exact length);
+    ``text`` is kept when the workload had text (e.g. HumanEval, for later scoring)."""
+
+    token_ids: list[int]
+    text: str | None = None
+    task_id: str | None = None
+
+
+@dataclass
+class Generation:
+    """What one request produced. Times are ``time.perf_counter()`` values (seconds).
+
+    ``token_times[i]`` is when output token i became available on the host; ``t_start`` is when the
+    request was submitted (for static batches: when its batch started).
+    """
+
+    tokens_in: int
+    tokens_out: int
+    t_start: float
+    token_times: list[float]
+    text: str | None = None
+
+    @property
+    def t_first_token(self) -> float | None:
+        return self.token_times[0] if self.token_times else None
+
+    @property
+    def t_end(self) -> float:
+        return self.token_times[-1] if self.token_times else self.t_start
+
+
+@dataclass(frozen=True)
+class FlopsEstimate:
+    """Forward FLOPs per token and how they were obtained (calflops | analytical | params_x2)."""
+
+    per_token: float | None
+    method: str
+    params: int | None = None
+    sequence_length: int | None = None
+    note: str = ""
+
+
+@dataclass
+class LoadInfo:
+    """What was loaded, for the result's provenance."""
+
+    device: str
+    dtype: str
+    load_time_s: float
+    model: dict[str, Any] = field(default_factory=dict)  # resolved source, file hashes, cache used
+    versions: dict[str, str | None] = field(default_factory=dict)  # library versions
+
+
+class Backend(ABC):
+    """Base class of inference backends.
+
+    ``__init__`` must not load anything heavy; ``load`` does. ``config`` is the first experiment's
+    expanded config: everything that defines the load group (backend, model, precision, device,
+    backend options) is the same for every experiment of the group.
+    """
+
+    name: str = ""
+
+    def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
+        self.model_ref = model
+        self.config = config
+
+    @abstractmethod
+    def load(self) -> LoadInfo:
+        """Load model and tokenizer. Raise BackendUnavailable, ModelLoadError or BackendOOM."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Tokenize ``text`` without special tokens (for text workloads)."""
+
+    @abstractmethod
+    def vocab_token_ids(self) -> list[int]:
+        """Ordinary (non-special) token ids, from which synthetic prompts are drawn."""
+
+    @abstractmethod
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, exact: bool) -> list[Generation]:
+        """Generate for one batch of prompts, greedily.
+
+        With ``exact`` every request produces exactly ``max_new_tokens`` tokens (EOS suppressed);
+        otherwise at most that many."""
+
+    @abstractmethod
+    def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
+        """Forward FLOPs per token at ``sequence_length`` tokens of context."""
+
+    def unload(self) -> None:  # noqa: B027 - optional hook
+        """Release the model (default: nothing to do)."""

@@ -1,0 +1,1 @@
+"""Energy meters: one module each, context managers around exactly the measured region."""

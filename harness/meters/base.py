@@ -1,0 +1,77 @@
+"""The meter protocol.
+
+A meter is constructed before the measured window (raising ``MeterUnavailable`` right there when its
+hardware or library is missing), started at the window's first instant and stopped at its last, and
+then reports one ``EnergyComponent`` per energy domain it covers. Every component names its method
+and whether it is an estimate; nothing downstream may drop that label.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Methods a component may report (result.schema.json#/$defs/energy_component/method).
+METHODS = ("nvml_counter", "nvml_power_poll", "rapl", "estimate_codecarbon")
+DOMAINS = ("gpu", "cpu", "dram")
+
+
+class MeterUnavailable(RuntimeError):
+    """This meter cannot measure here; the message says why in one line."""
+
+
+@dataclass
+class EnergyComponent:
+    """Energy of one domain over the measured window, as stored in the result."""
+
+    meter: str
+    method: str
+    domain: str
+    is_estimate: bool
+    energy_j: float
+    devices: list[dict[str, Any]] | None = None  # per device: {"id", "name", "energy_j"}
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["devices"] is None:
+            del out["devices"]
+        return out
+
+
+class Meter(ABC):
+    """Base class of energy meters: ``with meter: <measured region>``, then ``components``."""
+
+    #: Registry name (``harness.registry.BUILTIN_METERS``).
+    name: str = ""
+    #: Domains this meter reports.
+    domains: tuple[str, ...] = ()
+
+    def __init__(self, measurement: dict[str, Any]) -> None:
+        """Check availability; raise MeterUnavailable (one line, why) when this meter cannot run."""
+        self.measurement = measurement
+        self.components: list[EnergyComponent] = []
+
+    @abstractmethod
+    def start(self) -> None:
+        """Begin measuring (take the first counter reading, start a poller, ...)."""
+
+    @abstractmethod
+    def stop(self) -> list[EnergyComponent]:
+        """End measuring and return one component per domain."""
+
+    def describe(self) -> dict[str, Any]:
+        """What this meter sees (devices, files, library versions), for provenance."""
+        return {"name": self.name, "domains": list(self.domains)}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release handles (NVML shutdown, ...); called once at the end of the harness process."""
+
+    def __enter__(self) -> Meter:
+        self.components = []
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.components = self.stop()

@@ -1,0 +1,73 @@
+"""Loading the JSON Schemas and validating documents against them.
+
+Schemas reference each other by ``$id`` (``suite.schema.json#/$defs/experiment``), so they are
+registered together in one ``referencing`` registry.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+SCHEMA_NAMES = ("suite", "request", "result")
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Return the parsed schema ``<name>.schema.json`` (suite, request or result)."""
+    if name not in SCHEMA_NAMES:
+        raise ValueError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
+    text = (
+        resources.files("harness.schema_files").joinpath(f"{name}.schema.json").read_text("utf-8")
+    )
+    return json.loads(text)
+
+
+@cache
+def _registry() -> Registry:
+    resources_ = []
+    for name in SCHEMA_NAMES:
+        schema = load_schema(name)
+        resources_.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources_)
+
+
+@cache
+def validator(name: str, pointer: str = "") -> jsonschema.Draft202012Validator:
+    """A validator for the schema ``name``, or for the sub-schema at JSON pointer ``pointer``
+    (e.g. ``/$defs/experiment``)."""
+    schema = load_schema(name)
+    if pointer:
+        schema = {"$ref": f"{schema['$id']}#{pointer}"}
+    return jsonschema.Draft202012Validator(
+        schema, registry=_registry(), format_checker=jsonschema.FormatChecker()
+    )
+
+
+def schema_version(name: str) -> int:
+    """The integer ``schema_version`` a document of this schema must carry."""
+    return int(load_schema(name)["properties"]["schema_version"]["const"])
+
+
+def iter_errors(name: str, instance: Any, pointer: str = "") -> list[jsonschema.ValidationError]:
+    """All validation errors of ``instance``, most specific first."""
+    errors = list(validator(name, pointer).iter_errors(instance))
+    return sorted(errors, key=jsonschema.exceptions.relevance)
+
+
+def first_error(name: str, instance: Any, pointer: str = "") -> jsonschema.ValidationError | None:
+    """The most relevant validation error, or None when ``instance`` is valid."""
+    return jsonschema.exceptions.best_match(validator(name, pointer).iter_errors(instance))
+
+
+def error_path(error: jsonschema.ValidationError) -> str:
+    """Dotted key path of an error (``experiment.workload.input_tokens``; list items as ``[i]``)."""
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -1,0 +1,5 @@
+"""``python -m lembench``: same as the ``lembench`` console script."""
+
+from lembench.cli import main
+
+main()

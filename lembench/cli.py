@@ -1,0 +1,179 @@
+"""The ``lembench`` command line.
+
+Exit codes: 0 all runs succeeded; 2 bad input (one line on stderr, nothing written); 3 the suite ran
+but some experiments failed (each failure is stored with its reason); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from lembench import __version__
+from lembench.errors import UserError
+
+EXIT_SOME_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room instead.
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+
+results_dir_option = click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Root of the results store.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lembench")
+def cli() -> None:
+    """lembench: measure what LLM inference really costs (energy, throughput, latency, FLOPs)."""
+
+
+@cli.command()
+@click.argument("suite_file", metavar="SUITE")
+@results_dir_option
+@click.option(
+    "--resume", is_flag=True, help="Skip runs already stored successfully for this suite."
+)
+def run(suite_file: str, results_dir: Path, resume: bool) -> None:
+    """Run every experiment of SUITE (a YAML file) and store the results."""
+    from lembench.aggregate import runs_frame, summarise
+    from lembench.display import Progress, summary_table
+    from lembench.execute import new_invocation_id, run_launches
+    from lembench.plan import plan
+    from lembench.runtimes import get_runtime
+    from lembench.store import ResultStore
+    from lembench.suite import load_suite
+
+    suite = load_suite(suite_file)  # every input check happens here, before anything is written
+    store = ResultStore(results_dir)
+    done = store.completed(suite.name) if resume else frozenset()
+    launches = plan(suite, done)
+    cycles = suite.settings["cycles"]
+    total = len(suite.experiments) * cycles
+    todo = sum(len(launch.experiments) for launch in launches)
+    runtime = get_runtime(suite.settings["runtime"])
+    out.print(
+        f"suite [bold]{suite.name}[/bold]: {len(suite.experiments)} experiments x {cycles} cycles"
+        f" = {total} runs in {len(launches)} harness launches (runtime: {runtime.name},"
+        f" order: {suite.settings['order']})"
+        + (f"; {total - todo} already stored, skipped" if resume else "")
+    )
+    if not launches:
+        out.print("nothing to do: every run is already stored")
+        return
+    invocation = new_invocation_id()
+    with Progress(err, launches, cycles) as progress:
+        report = run_launches(
+            suite,
+            launches,
+            store,
+            runtime,
+            invocation,
+            on_event=progress.on_event,
+            on_stored=progress.on_stored,
+        )
+    suite_runs = [r for r in store.iter_runs(suite.name)]
+    this = [r for r in suite_runs if r.result["invocation_id"] == invocation]
+    out.print(summary_table(summarise(runs_frame(this)), title=f"{suite.name}: this run"))
+    if any(r.result.get("energy", {}).get("is_estimate") for r in this):
+        out.print(
+            "[yellow]Energy marked 'estimate' is modelled (no hardware meter), "
+            "not measured.[/yellow]"
+        )
+    out.print(
+        f"{len(report.stored)} runs stored under {store.root / suite.name}/"
+        f"<experiment>/<run>/result.json ({len(report.failed)} failed); "
+        f"`lembench results list --suite {suite.name}` lists them."
+    )
+    if report.failed:
+        raise SystemExit(EXIT_SOME_FAILED)
+
+
+@cli.command()
+@click.argument("suite_file", metavar="SUITE")
+def validate(suite_file: str) -> None:
+    """Check SUITE and print its expanded grid without running anything."""
+    from lembench.display import grid_table
+    from lembench.plan import group_experiments
+    from lembench.suite import load_suite
+
+    suite = load_suite(suite_file)
+    out.print(grid_table(suite))
+    s = suite.settings
+    groups = len(group_experiments(suite))
+    out.print(
+        f"{len(suite.experiments)} experiments in {groups} load groups; cycles {s['cycles']} "
+        f"(order {s['order']}) -> {groups * s['cycles']} harness launches, "
+        f"{len(suite.experiments) * s['cycles']} runs. Suite is valid."
+    )
+
+
+@cli.group()
+def results() -> None:
+    """Inspect stored runs."""
+
+
+@results.command("list")
+@results_dir_option
+@click.option("--suite", help="Only runs of this suite.")
+def results_list(results_dir: Path, suite: str | None) -> None:
+    """List stored runs."""
+    from lembench.aggregate import runs_frame
+    from lembench.display import runs_table
+    from lembench.store import ResultStore
+
+    frame = runs_frame(ResultStore(results_dir).iter_runs(suite))
+    if frame.is_empty():
+        out.print(f"no runs stored under {results_dir}" + (f" for suite {suite}" if suite else ""))
+        return
+    out.print(runs_table(frame))
+
+
+@results.command("show")
+@click.argument("ident", metavar="ID")
+@results_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the raw result JSON.")
+def results_show(ident: str, results_dir: Path, as_json: bool) -> None:
+    """Show a stored run by run id, or every run of an experiment id (or id prefix)."""
+    import json
+
+    from lembench.display import show_run
+    from lembench.store import ResultStore
+
+    runs = ResultStore(results_dir).find(ident)
+    if not runs:
+        raise UserError(f"no stored run or experiment matches {ident!r} under {results_dir}")
+    for run in runs:
+        if as_json:
+            click.echo(json.dumps(run.result, indent=2, ensure_ascii=False))
+        else:
+            show_run(out, run)
+
+
+def main() -> None:
+    """Console-script entry point: bad input is one line and exit code 2, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except UserError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        err.print("interrupted; runs stored so far are kept (use --resume to continue)")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,268 @@
+"""Terminal output: tables of grids, runs and summaries, and live progress of a suite run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from lembench.aggregate import model_label, workload_label
+from lembench.plan import Launch, group_experiments
+from lembench.store import StoredRun
+from lembench.suite import Suite
+
+ESTIMATE = "[yellow]estimate[/yellow]"
+
+
+def fmt(x: float | None, spec: str = ".3g") -> str:
+    """A number for a table cell; '-' for missing."""
+    return "-" if x is None else format(x, spec)
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def fmt_mean_std(mean: float | None, std: float | None, spec: str = ".3g") -> str:
+    """``mean ±std`` (std only when there are two or more runs)."""
+    if mean is None:
+        return "-"
+    return fmt(mean, spec) + (f" ±{std:{spec}}" if std is not None else "")
+
+
+def method_label(method: str | None, is_estimate: bool | None) -> str:
+    """Energy method for a table; estimates are marked so they are never read as measurements."""
+    if not method:
+        return "-"
+    return f"{escape(method)} ({ESTIMATE})" if is_estimate else escape(method)
+
+
+def grid_table(suite: Suite) -> Table:
+    """The expanded grid of a suite (``lembench validate``)."""
+    groups = group_experiments(suite)
+    group_of = {e.experiment_id: g for g, exps in groups.items() for e in exps}
+    table = Table(title=f"suite {suite.name}: {len(suite.experiments)} experiments")
+    for col in (
+        "id",
+        "load group",
+        "backend",
+        "model",
+        "precision",
+        "device",
+        "batch",
+        "workload",
+        "sweep",
+    ):
+        table.add_column(col)
+    for e in suite.experiments:
+        c = e.config
+        sweep = ", ".join(f"{k}={json.dumps(v)}" for k, v in e.sweep_values.items())
+        table.add_row(
+            e.experiment_id,
+            group_of[e.experiment_id],
+            c["backend"],
+            escape(model_label(c["model"])),
+            c["precision"],
+            c["device"],
+            str(c["batch_size"]),
+            escape(workload_label(c["workload"])),
+            escape(sweep),
+        )
+    return table
+
+
+def summary_table(summary: pl.DataFrame, title: str) -> Table:
+    """One row per experiment with mean ±std over cycles."""
+    table = Table(title=title)
+    for col, justify in (
+        ("experiment", "left"),
+        ("model", "left"),
+        ("prec", "left"),
+        ("batch", "right"),
+        ("workload", "left"),
+        ("J/out tok", "right"),
+        ("energy method", "left"),
+        ("tok/s", "right"),
+        ("TTFT p50 ms", "right"),
+        ("ITL p50 ms", "right"),
+        ("FLOPs/tok", "right"),
+        ("runs", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in summary.iter_rows(named=True):
+        runs = f"{row['n_ok']}"
+        if row["n_failed"]:
+            runs += f" [red]+{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
+        ttft = row["ttft_p50_s_mean"]
+        itl = row["itl_p50_s_mean"]
+        flops = fmt(row["flops_per_output_token"], ".3g")
+        if row["flops_method"]:
+            flops += f" ({escape(row['flops_method'])})"
+        table.add_row(
+            row["experiment_id"],
+            escape(row["model"]),
+            row["precision"],
+            str(row["batch_size"]),
+            escape(row["workload"]),
+            fmt_mean_std(row["j_per_output_token_mean"], row["j_per_output_token_std"]),
+            method_label(row["energy_method"], row["energy_is_estimate"]),
+            fmt_mean_std(row["throughput_out_tok_s_mean"], row["throughput_out_tok_s_std"], ".1f"),
+            fmt_ms(ttft),
+            fmt_ms(itl),
+            flops,
+            runs,
+        )
+    return table
+
+
+def runs_table(frame: pl.DataFrame) -> Table:
+    """One row per stored run (``lembench results list``)."""
+    table = Table(title=f"{frame.height} stored runs")
+    for col in (
+        "run id",
+        "suite",
+        "experiment",
+        "cycle",
+        "status",
+        "model",
+        "batch",
+        "J/out tok",
+        "energy method",
+        "tok/s",
+    ):
+        table.add_column(col)
+    for r in frame.iter_rows(named=True):
+        status = "[green]ok[/green]" if r["status"] == "ok" else f"[red]failed: {r['error']}[/red]"
+        table.add_row(
+            r["run_id"],
+            escape(r["suite"]),
+            r["experiment_id"],
+            str(r["cycle"]),
+            status,
+            escape(r["model"]),
+            str(r["batch_size"]),
+            fmt(r["j_per_output_token"]),
+            method_label(r["energy_method"], r["energy_is_estimate"]),
+            fmt(r["throughput_out_tok_s"], ".1f"),
+        )
+    return table
+
+
+def show_run(console: Console, run: StoredRun) -> None:
+    """Details of one stored run (``lembench results show``)."""
+    r = run.result
+    console.print(
+        f"[bold]run[/bold] {r['run_id']}  [bold]experiment[/bold] {r['experiment_id']}  "
+        f"suite {escape(r['suite'])}  cycle {r['cycle']}/{r['cycles']}"
+    )
+    console.print(f"path: {run.path}")
+    console.print(f"status: {r['status']}  started {r['started_at']}  ended {r['ended_at']}")
+    if r.get("error"):
+        e = r["error"]
+        console.print(f"[red]error[/red] {e['reason']}: {escape(e['message'])}")
+    console.print("[bold]config[/bold]")
+    console.print_json(json.dumps(r["config"]))
+    if r.get("metrics"):
+        m, energy, flops = r["metrics"], r["energy"], r["flops"]
+        table = Table(title="metrics", show_header=False)
+        table.add_column("metric")
+        table.add_column("value")
+        table.add_row("energy method", method_label(energy["method"], energy["is_estimate"]))
+        for key in (
+            "energy_total_j",
+            "energy_gpu_j",
+            "energy_cpu_j",
+            "energy_dram_j",
+            "j_per_output_token",
+            "j_per_request",
+            "avg_power_w",
+            "co2_g",
+        ):
+            table.add_row(key, fmt(m[key], ".4g"))
+        for key in (
+            "num_requests",
+            "tokens_in",
+            "tokens_out",
+            "duration_s",
+            "throughput_out_tok_s",
+            "requests_per_s",
+        ):
+            table.add_row(key, fmt(m[key], ".4g"))
+        for key in ("ttft_s", "itl_s", "e2e_latency_s"):
+            s = m[key]
+            table.add_row(
+                key,
+                f"mean {fmt(s['mean'], '.4g')}  p50 {fmt(s['p50'], '.4g')}  "
+                f"p90 {fmt(s['p90'], '.4g')}  p99 {fmt(s['p99'], '.4g')}  n {s['n']}",
+            )
+        table.add_row(
+            "flops_per_output_token", f"{fmt(flops['per_output_token'], '.4g')} ({flops['method']})"
+        )
+        console.print(table)
+    for w in r.get("warnings") or []:
+        console.print(f"[yellow]warning[/yellow] {w['code']}: {escape(w['message'])}")
+
+
+class Progress:
+    """Progress of a suite run: one line per stored run, and the harness's current step."""
+
+    def __init__(self, console: Console, launches: list[Launch], cycles: int) -> None:
+        self.console = console
+        self.total = sum(len(launch.experiments) for launch in launches)
+        self.done = 0
+        self.cycles = cycles
+        self.status = console.status("starting", spinner="dots") if console.is_terminal else None
+
+    def __enter__(self) -> Progress:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def _step(self, launch: Launch, text: str) -> None:
+        line = f"[{self.done}/{self.total}] cycle {launch.cycle}/{self.cycles} · {text}"
+        if self.status is not None:
+            self.status.update(line)
+        else:
+            self.console.print(line, highlight=False)
+
+    def on_event(self, launch: Launch, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "loading":
+            self._step(
+                launch, f"loading {escape(str(event.get('model')))} ({event.get('backend')})"
+            )
+        elif kind == "loaded":
+            self._step(launch, f"model loaded in {event.get('seconds')} s")
+        elif kind in ("warmup", "measuring"):
+            exp = launch.experiments[int(event.get("index", 0))]
+            self._step(launch, f"{exp.experiment_id} batch {exp.config['batch_size']} · {kind}")
+        elif kind == "fatal":
+            self._step(launch, f"[red]harness gave up: {escape(str(event.get('message')))}[/red]")
+
+    def on_stored(self, run: StoredRun) -> None:
+        self.done += 1
+        r = run.result
+        head = f"[{self.done}/{self.total}] cycle {r['cycle']}/{r['cycles']} {r['experiment_id']}"
+        if r["status"] == "ok":
+            m, e = r["metrics"], r["energy"]
+            self.console.print(
+                f"[green]✓[/green] {head} batch {r['config']['batch_size']}: "
+                f"{fmt(m['j_per_output_token'])} J/out tok "
+                f"({method_label(e['method'], e['is_estimate'])}), "
+                f"{m['throughput_out_tok_s']:.1f} tok/s",
+                highlight=False,
+            )
+        else:
+            err = r["error"]
+            self.console.print(
+                f"[red]✗[/red] {head} failed: {err['reason']}: {escape(err['message'])}",
+                highlight=False,
+            )

@@ -1,0 +1,93 @@
+"""What every runtime does: run ``python -m harness run <io>/request.json`` somewhere, with a
+timeout, its output saved as a log in the io folder."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_FILE = "harness.log"
+
+#: Environment variables a harness process may see. Everything else of the controller's environment
+#: stays behind, so results do not depend on stray settings and secrets do not leak.
+ENV_ALLOWLIST = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+        "TORCH_HOME",
+        "XDG_CACHE_HOME",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_DEVICE_ORDER",
+        "NVIDIA_VISIBLE_DEVICES",
+        "PYTORCH_CUDA_ALLOC_CONF",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "VIRTUAL_ENV",
+    }
+)
+ENV_PREFIXES = ("LEMBENCH_",)
+#: Secrets passed by name only: present in the harness's environment, never written anywhere.
+ENV_SECRETS = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+#: Set for every harness process: unbuffered logs, no telemetry, quiet tokenizers.
+ENV_FIXED = {
+    "PYTHONUNBUFFERED": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TQDM_DISABLE": "1",  # progress bars of libraries (GGUF conversion) are noise in a log
+}
+
+
+def harness_environment(source: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a harness process: the allowlisted part of ``source`` (default: ours)."""
+    source = dict(os.environ if source is None else source)
+    env = {
+        k: v
+        for k, v in source.items()
+        if k in ENV_ALLOWLIST or k in ENV_SECRETS or k.startswith(ENV_PREFIXES)
+    }
+    env.update(ENV_FIXED)
+    # NVML numbers GPUs in PCI bus order; make CUDA agree so CUDA_VISIBLE_DEVICES indices name the
+    # same devices for the engine and the meter (unless the user chose an order).
+    env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    return env
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """How a harness process ended."""
+
+    returncode: int | None  # None: it never started; negative: killed by that signal
+    timed_out: bool
+    duration_s: float
+    log_path: Path
+
+
+class Runtime(ABC):
+    """Launches harness processes."""
+
+    name: str = ""
+
+    @abstractmethod
+    def launch(
+        self, io_dir: Path, timeout_s: float, on_poll: Callable[[], None] | None = None
+    ) -> LaunchOutcome:
+        """Run the harness on ``io_dir/request.json`` and wait for it (at most ``timeout_s``),
+        calling ``on_poll`` now and then so the caller can show progress."""

@@ -1,0 +1,127 @@
+"""The append-only results store.
+
+Layout: ``<root>/<suite>/<experiment_id>/<run_id>/result.json`` plus ``harness.log`` (and
+``raw_result.json`` when the harness wrote something invalid). A run folder is assembled under a
+temporary name and renamed into place in one step, so readers see whole runs or nothing, and an
+existing run is never overwritten (POSIX rename refuses a non-empty target).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.io import now_iso, write_json_atomic
+from harness.results import validation_problem
+from lembench import __version__
+
+RESULT_FILE = "result.json"
+LOG_FILE = "harness.log"
+RAW_FILE = "raw_result.json"
+WORK_DIR = ".work"
+
+
+class StoreError(RuntimeError):
+    """The store refused a write (e.g. the run folder already exists)."""
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run found in the store."""
+
+    path: Path  # the run folder
+    result: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.result["run_id"]
+
+    @property
+    def experiment_id(self) -> str:
+        return self.result["experiment_id"]
+
+
+class ResultStore:
+    """Results under ``root`` (default ``results/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def work_dir(self, invocation_id: str) -> Path:
+        """Scratch folder for the io folders of one invocation (removed as runs are stored)."""
+        return self.root / WORK_DIR / invocation_id
+
+    def run_dir(self, result: dict[str, Any]) -> Path:
+        return self.root / result["suite"] / result["experiment_id"] / result["run_id"]
+
+    def store(
+        self, result: dict[str, Any], log: Path | None = None, raw: bytes | None = None
+    ) -> Path:
+        """Validate ``result`` and store it with its log; returns the run folder.
+
+        The result is stamped with ``provenance.stored_by``. An invalid result raises ValueError:
+        the caller stores a failure record instead (and keeps the raw bytes via ``raw``).
+        """
+        problem = validation_problem(result)
+        if problem is not None:
+            raise ValueError(f"result does not validate against result.schema.json: {problem}")
+        final = self.run_dir(result)
+        if final.exists():
+            raise StoreError(f"{final} already exists; runs are never overwritten")
+        result = {**result, "provenance": {**result["provenance"]}}
+        result["provenance"]["stored_by"] = {
+            "lembench_version": __version__,
+            "stored_at": now_iso(),
+            "validated": True,
+        }
+        stage = final.parent / f".tmp-{result['run_id']}-{os.getpid()}"
+        if stage.exists():
+            shutil.rmtree(stage)
+        stage.mkdir(parents=True)
+        try:
+            write_json_atomic(stage / RESULT_FILE, result)
+            if log is not None and log.exists():
+                shutil.copyfile(log, stage / LOG_FILE)
+            if raw is not None:
+                (stage / RAW_FILE).write_bytes(raw)
+            os.rename(stage, final)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        return final
+
+    def iter_runs(self, suite: str | None = None) -> Iterator[StoredRun]:
+        """Stored runs (of one suite, or all), in path order. Unreadable files are skipped."""
+        if not self.root.is_dir():
+            return
+        suites = [self.root / suite] if suite else sorted(self.root.iterdir())
+        for suite_dir in suites:
+            if not suite_dir.is_dir() or suite_dir.name.startswith("."):
+                continue
+            for path in sorted(suite_dir.glob(f"*/*/{RESULT_FILE}")):
+                if path.parent.name.startswith("."):
+                    continue
+                try:
+                    result = json.loads(path.read_text("utf-8"))
+                except (OSError, json.JSONDecodeError):
+                    continue
+                yield StoredRun(path.parent, result)
+
+    def completed(self, suite: str) -> frozenset[tuple[str, int]]:
+        """(experiment_id, cycle) pairs of ``suite`` with a successful stored run."""
+        return frozenset(
+            (r.experiment_id, r.result["cycle"])
+            for r in self.iter_runs(suite)
+            if r.result.get("status") == "ok"
+        )
+
+    def find(self, ident: str) -> list[StoredRun]:
+        """Runs whose run id equals ``ident``, else whose experiment id starts with it."""
+        runs = list(self.iter_runs())
+        exact = [r for r in runs if r.run_id == ident]
+        return exact or [r for r in runs if r.experiment_id.startswith(ident)]

@@ -1,0 +1,188 @@
+"""``load_suite``: a suite file in, a validated, fully expanded ``Suite`` out.
+
+Order of checks: YAML and ``_extends`` -> plain data -> schema (top level) -> sweep keys -> per grid
+point: defaults, schema (expanded experiment), backend, workload file, model -> duplicate ids.
+Every failure is a one-line ``UserError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness.models import ALIASES, ModelRefError, resolve_ref
+from harness.registry import UnknownNameError, check_name, suggest
+from harness.schemas import validator
+from lembench.errors import UserError
+from lembench.suite.defaults import SCHEMA, fill_defaults
+from lembench.suite.expand import (
+    GridPoint,
+    canonical_json,
+    check_sweep,
+    experiment_id,
+    grid,
+    locate,
+    normalise_numbers,
+)
+from lembench.suite.extends import load_with_extends, read_file
+from lembench.suite.messages import explain, format_path, pick, show, type_word
+
+SETTINGS = ("runtime", "cycles", "order", "seed", "gap_s", "timeout_s", "measurement")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One fully expanded experiment."""
+
+    experiment_id: str  # 12 lowercase hex chars, see expand.experiment_id
+    config: dict[str, Any]  # defaults filled; valid against suite.schema.json#/$defs/experiment
+    sweep_values: dict[str, Any]  # {dotted path: value} of this grid point; {} without a sweep
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded suite: settings, expanded experiments and their resolved models."""
+
+    path: Path  # the suite file as given, made absolute
+    name: str
+    sha256: str  # of the suite file's bytes (not of its _extends parents)
+    base_dir: Path  # relative paths in the suite resolve against this folder
+    settings: dict[str, Any]  # SETTINGS with defaults filled, plus description ("" when absent)
+    experiments: list[Experiment]  # in expansion order
+    models: dict[str, dict[str, Any]]  # experiment_id -> harness.models.resolve_ref(...)
+    sweep: dict[str, list[Any]]  # dotted path -> values, as written (after _extends)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load, validate and expand the suite file at ``path``.
+
+    Raises ``lembench.errors.UserError`` (one line: ``<file>: <key path>: <problem>``) on any bad
+    input: unreadable or invalid YAML, a broken ``_extends`` chain, a schema violation, an unknown
+    backend, an unresolvable model, a missing workload file, or two grid points that are the same
+    experiment.
+    """
+    display = str(path)
+    suite_path = Path(os.path.expanduser(str(path))).absolute()
+    raw = read_file(suite_path, display)
+    doc = load_with_extends(suite_path, display, raw)
+    _check_plain(doc, [], display)
+    error = pick(validator(SCHEMA).iter_errors(doc))
+    if error is not None:
+        parts, message = explain(error)
+        raise UserError(message, file=display, key=format_path(parts))
+
+    filled = fill_defaults(doc, "")
+    settings = {key: filled[key] for key in SETTINGS}
+    settings["description"] = filled.get("description", "")
+    sweep = doc.get("sweep") or {}
+    check_sweep(sweep, display)
+
+    base_dir = suite_path.parent
+    experiments: list[Experiment] = []
+    models: dict[str, dict[str, Any]] = {}
+    points: dict[str, GridPoint] = {}
+    resolved_refs: dict[str, dict[str, Any]] = {}
+    for point in grid(doc, display):
+        config = normalise_numbers(fill_defaults(point.config, "/$defs/experiment"))
+        _validate_experiment(config, doc, point, display)
+        eid = experiment_id(config)
+        if eid in points:
+            raise UserError(
+                f"{points[eid].label()} and {point.label()} expand to the same experiment {eid} "
+                "(after defaults are filled in); make them differ or remove one",
+                file=display,
+            )
+        points[eid] = point
+        _check_workload_file(config, base_dir, doc, point, display)
+        ref_key = canonical_json(config["model"])
+        if ref_key not in resolved_refs:
+            resolved_refs[ref_key] = _resolve_model(config["model"], base_dir, doc, point, display)
+        models[eid] = resolved_refs[ref_key]
+        experiments.append(Experiment(eid, config, point.sweep_values))
+
+    return Suite(
+        path=suite_path,
+        name=doc["name"],
+        sha256=hashlib.sha256(raw).hexdigest(),
+        base_dir=base_dir,
+        settings=settings,
+        experiments=experiments,
+        models=models,
+        sweep=sweep,
+    )
+
+
+def _check_plain(value: Any, parts: list[str | int], display: str) -> None:
+    """Only JSON data may go on: string keys, and no YAML dates, sets or binary (they would not
+    validate meaningfully nor hash)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise UserError(
+                    f"key {show(key)} is read as {type_word(key)}, not text; quote it",
+                    file=display,
+                    key=format_path(parts) or None,
+                )
+            _check_plain(item, [*parts, key], display)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain(item, [*parts, index], display)
+    elif not isinstance(value, str | int | float | bool) and value is not None:
+        raise UserError(
+            f"YAML reads {show(value)} as a {type_word(value)}; quote it to make it text",
+            file=display,
+            key=format_path(parts),
+        )
+
+
+def _fail(
+    message: str, doc: dict[str, Any], point: GridPoint, parts: list[Any], display: str
+) -> NoReturn:
+    """Raise a UserError about the value at ``parts`` of the point's expanded experiment."""
+    where = locate(doc, point, parts)
+    if point.sweep_values and not where.startswith("sweep."):
+        # The same line may be fine at other grid points; say which one broke.
+        message += f" (at {point.label()})"
+    raise UserError(" ".join(message.splitlines()), file=display, key=where)
+
+
+def _validate_experiment(
+    config: dict[str, Any], doc: dict[str, Any], point: GridPoint, display: str
+) -> None:
+    error = pick(validator(SCHEMA, "/$defs/experiment").iter_errors(config))
+    if error is not None:
+        parts, message = explain(error)
+        _fail(message, doc, point, parts, display)
+    try:
+        check_name(config["backend"], "backend")
+    except UnknownNameError as exc:
+        _fail(str(exc), doc, point, ["backend"], display)
+
+
+def _check_workload_file(
+    config: dict[str, Any], base_dir: Path, doc: dict[str, Any], point: GridPoint, display: str
+) -> None:
+    workload = config["workload"]
+    if workload["kind"] != "jsonl":
+        return
+    file = Path(os.path.expanduser(workload["path"]))
+    file = file if file.is_absolute() else base_dir / file
+    if not file.is_file():
+        what = "is not a file" if file.exists() else "not found"
+        message = f"file {workload['path']!r} {what} (looked at {file})"
+        _fail(message, doc, point, ["workload", "path"], display)
+
+
+def _resolve_model(
+    ref: Any, base_dir: Path, doc: dict[str, Any], point: GridPoint, display: str
+) -> dict[str, Any]:
+    try:
+        return resolve_ref(ref, base_dir)
+    except (ModelRefError, OSError) as exc:
+        message = str(exc)
+        if isinstance(ref, str) and "did you mean" not in message:
+            message += suggest(ref, sorted(ALIASES))
+        _fail(message, doc, point, ["model"], display)

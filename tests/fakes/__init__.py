@@ -1,0 +1,1 @@
+"""Fakes of the outside world for unit tests (a fake ``pynvml`` module, ...); never of our code."""
