@@ -31,6 +31,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temp file in the same folder and a rename, so a reader never
     sees a half-written file."""
@@ -42,6 +48,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); results are meant to be read by others too.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -40,6 +40,7 @@ from harness.io import (
 from harness.meters.base import Meter, MeterUnavailable
 from harness.metrics import compute_metrics, request_timings
 from harness.results import base_result, failed_result, one_line, validation_problem
+from harness.workloads import WorkloadError
 
 log = logging.getLogger("harness")
 
@@ -49,13 +50,34 @@ MIN_WINDOW_S = 1.0
 
 
 @dataclass
-class _Loaded:
+class LoadedBackend:
     """A loaded backend and what the results need to say about it."""
 
     backend: Backend
     model_info: dict[str, Any]
     backend_info: dict[str, Any]
     flops_cache: dict[int, FlopsEstimate] = field(default_factory=dict)
+
+
+class _InvalidResult(Exception):
+    """The harness built a result that does not validate against result.schema.json."""
+
+
+def _reason(e: Exception) -> str:
+    """result.schema.json error.reason of an experiment that raised ``e``."""
+    if isinstance(e, BackendOOM):
+        return "oom"
+    if isinstance(e, WorkloadError):
+        return "config_error"
+    if isinstance(e, _InvalidResult):
+        return "internal"
+    return "backend_error"
+
+
+def _message(e: Exception) -> str:
+    if isinstance(e, _InvalidResult):
+        return f"harness produced an invalid result: {e}"
+    return f"{type(e).__name__}: {e}"
 
 
 class _Fatal(Exception):
@@ -115,46 +137,23 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     failures = 0
     try:
         for index, exp in enumerate(experiments):
-            started = now_iso()
             events.emit("experiment", index=index, total=len(experiments), id=exp["experiment_id"])
+            started = now_iso()
             try:
                 result = base_result(request, exp, request_sha, started)
-                _measure(loaded, meters, exp["config"], base_dir, result, events, index)
+                measure_experiment(loaded, meters, exp["config"], base_dir, result, events, index)
                 result["environment"] = environment
                 result["provenance"]["model"].update(loaded.model_info)
                 result["provenance"]["backend"] = loaded.backend_info
                 result["provenance"]["measurement"].update(meter_info)
+                result["ended_at"] = now_iso()
+                problem = validation_problem(result)
+                if problem is not None:  # our own bug: record it rather than write an invalid file
+                    raise _InvalidResult(problem)
             except Exception as e:  # one experiment's failure never stops the group
                 log.error("experiment %s failed:\n%s", exp["experiment_id"], traceback.format_exc())
-                from harness.workloads import WorkloadError
-
-                if isinstance(e, BackendOOM):
-                    reason = "oom"
-                elif isinstance(e, WorkloadError):
-                    reason = "config_error"
-                else:
-                    reason = "backend_error"
                 result = failed_result(
-                    request,
-                    exp,
-                    request_sha,
-                    started,
-                    now_iso(),
-                    reason,
-                    f"{type(e).__name__}: {e}",
-                )
-            result["ended_at"] = now_iso()
-            problem = validation_problem(result)
-            if problem is not None:  # our own bug: record it rather than write an invalid file
-                log.error("result of %s does not validate: %s", exp["experiment_id"], problem)
-                result = failed_result(
-                    request,
-                    exp,
-                    request_sha,
-                    started,
-                    now_iso(),
-                    "internal",
-                    f"harness produced an invalid result: {problem}",
+                    request, exp, request_sha, started, now_iso(), _reason(e), _message(e)
                 )
             failures += result["status"] != "ok"
             write_json_atomic(io_dir / RESULTS_DIR / f"{exp['experiment_id']}.json", result)
@@ -166,7 +165,9 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     return ExitCode.SOME_FAILED if failures else ExitCode.OK
 
 
-def _load_backend(request: dict[str, Any], config: dict[str, Any], events: EventLog) -> _Loaded:
+def _load_backend(
+    request: dict[str, Any], config: dict[str, Any], events: EventLog
+) -> LoadedBackend:
     name = config["backend"]
     try:
         cls = registry.load(name)
@@ -197,11 +198,11 @@ def _load_backend(request: dict[str, Any], config: dict[str, Any], events: Event
         "dtype": info.dtype,
         **info.model,
     }
-    return _Loaded(backend, model_info, {"name": name, "versions": info.versions})
+    return LoadedBackend(backend, model_info, {"name": name, "versions": info.versions})
 
 
-def _measure(
-    loaded: _Loaded,
+def measure_experiment(
+    loaded: LoadedBackend,
     meters: list[Meter],
     config: dict[str, Any],
     base_dir: Path | None,
@@ -209,7 +210,11 @@ def _measure(
     events: EventLog,
     index: int,
 ) -> None:
-    """Warm up, measure one window, and fill ``result`` with metrics, energy, flops and requests."""
+    """Warm up, measure one window, and fill ``result`` with metrics, energy, flops and requests.
+
+    ``result`` needs ``provenance.measurement.requested`` (the request's measurement block); the
+    meters must be constructed already (``harness.meters.chain.select_meters``).
+    """
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.workloads import build_prompts
@@ -261,7 +266,7 @@ def _measure(
     )
 
 
-def _flops(loaded: _Loaded, generations: list[tuple[int, Generation]]) -> FlopsEstimate:
+def _flops(loaded: LoadedBackend, generations: list[tuple[int, Generation]]) -> FlopsEstimate:
     """FLOPs per token at this window's mean sequence length (cached per length; computed outside
     the measured window)."""
     gens = [g for _, g in generations]

@@ -113,7 +113,8 @@ def validate(suite_file: str) -> None:
     s = suite.settings
     groups = len(group_experiments(suite))
     out.print(
-        f"{len(suite.experiments)} experiments in {groups} load groups; cycles {s['cycles']} "
+        f"{len(suite.experiments)} experiments in {groups} load group{'s' * (groups != 1)}; "
+        f"cycles {s['cycles']} "
         f"(order {s['order']}) -> {groups * s['cycles']} harness launches, "
         f"{len(suite.experiments) * s['cycles']} runs. Suite is valid."
     )

@@ -61,7 +61,6 @@ class PyTorchBackend(Backend):
         self._pad_id: int = 0
         self._eos_ids: frozenset[int] = frozenset()
         self._vocab: list[int] | None = None
-        self._flops: dict[int, FlopsEstimate] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -204,7 +203,6 @@ class PyTorchBackend(Backend):
     def unload(self) -> None:
         """Drop the model and free accelerator memory."""
         self.model = self.tokenizer = None
-        self._flops.clear()
         gc.collect()
         torch = self._torch
         if torch is not None and torch.cuda.is_available():
@@ -314,11 +312,10 @@ class PyTorchBackend(Backend):
     # -- FLOPs -----------------------------------------------------------------------------
 
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
-        """Forward FLOPs per token averaged over ``sequence_length`` tokens (harness.flops)."""
-        if sequence_length not in self._flops:
-            from harness.flops import estimate_flops_per_token
+        """Forward FLOPs per token averaged over ``sequence_length`` tokens (harness.flops).
+        Not cached here: the protocol caches per load group, for every backend alike."""
+        from harness.flops import estimate_flops_per_token
 
-            model = self.model
-            config = model.config if model is not None else None
-            self._flops[sequence_length] = estimate_flops_per_token(model, config, sequence_length)
-        return self._flops[sequence_length]
+        model = self.model
+        config = model.config if model is not None else None
+        return estimate_flops_per_token(model, config, sequence_length)

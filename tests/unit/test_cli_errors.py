@@ -90,5 +90,5 @@ def test_validate_prints_the_grid(tmp_path: Path) -> None:
     (tmp_path / "suite.yaml").write_text(GOOD + "sweep:\n  batch_size: [1, 2, 8]\n")
     proc = lembench("validate", "suite.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "3 experiments in 1 load groups" in proc.stdout
+    assert "3 experiments in 1 load group;" in proc.stdout
     assert not (tmp_path / "results").exists()

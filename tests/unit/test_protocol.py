@@ -85,6 +85,7 @@ def test_group_of_experiments_measured_and_valid(tmp_path: Path) -> None:
         assert m["itl_s"]["n"] == 4 * 3
         assert r["energy"]["method"] == "rapl" and r["energy"]["is_estimate"] is False
         assert r["flops"]["method"] == "params_x2"
+        assert r["flops"]["sequence_length"] == 5 + 4
         assert r["provenance"]["measurement"]["used"][0]["name"] == "rapl"
         for req in r["requests"]:
             assert req["t_start_s"] <= req["t_first_token_s"] <= req["t_end_s"]
@@ -164,3 +165,21 @@ def test_explicit_meter_that_is_unavailable_fails_the_launch(tmp_path: Path, mon
     io = tmp_path / "io"
     assert run(_request(io, [_config(1)])) == ExitCode.CONFIG_ERROR
     assert "rapl" in json.loads((io / FATAL_FILE).read_text())["message"].lower()
+
+
+def test_workload_error_is_a_config_error_of_that_experiment(tmp_path: Path) -> None:
+    io = tmp_path / "io"
+    broken = _config(1)
+    broken["workload"] = {
+        "kind": "jsonl",
+        "path": "missing.jsonl",
+        "field": "prompt",
+        "num_prompts": None,
+        "output_tokens": 4,
+        "exact_output": False,
+    }
+    assert run(_request(io, [broken, _config(2)])) == ExitCode.SOME_FAILED
+    failed, ok = _results(io)
+    assert failed["error"]["reason"] == "config_error"
+    assert "missing.jsonl" in failed["error"]["message"]
+    assert ok["status"] == "ok"

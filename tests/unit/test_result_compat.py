@@ -1,0 +1,58 @@
+"""Result files written by earlier versions keep loading: real v1 files (from a quickstart run and a
+mixed run with a failed load group) are frozen under tests/data/."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness.io import write_json_atomic
+from harness.results import validation_problem
+from lembench.aggregate import runs_frame, summarise
+from lembench.display import runs_table, show_run, summary_table
+from lembench.store import StoredRun
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+FILES = sorted(DATA.glob("result-v*.json"))
+
+
+def test_frozen_files_exist() -> None:
+    assert {f.name for f in FILES} >= {
+        "result-v1-ok-synthetic.json",
+        "result-v1-ok-humaneval.json",
+        "result-v1-failed-humaneval.json",
+    }
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_frozen_result_validates(path: Path) -> None:
+    assert validation_problem(json.loads(path.read_text())) is None
+
+
+def test_frozen_results_aggregate_and_display() -> None:
+    runs = [StoredRun(p.parent, json.loads(p.read_text())) for p in FILES]
+    frame = runs_frame(runs)
+    assert frame.height == len(FILES)
+    summary = summarise(frame)
+    assert summary["n_failed"].sum() == 1
+    console = Console(record=True, width=250)
+    console.print(summary_table(summary, "compat"))
+    console.print(runs_table(frame))
+    for run in runs:
+        show_run(console, run)
+    text = console.export_text()
+    assert "estimate" in text and "model_load_error" in text
+
+
+def test_written_json_is_readable_by_others(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
