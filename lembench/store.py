@@ -50,7 +50,8 @@ class ResultStore:
     """Results under ``root`` (default ``results/``)."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        # Absolute: io folders under it are handed to harness processes running elsewhere (cwd).
+        self.root = Path(root).resolve()
 
     def work_dir(self, invocation_id: str) -> Path:
         """Scratch folder for the io folders of one invocation (removed as runs are stored)."""

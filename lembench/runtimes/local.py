@@ -45,6 +45,7 @@ class LocalRuntime(Runtime):
     def launch(
         self, io_dir: Path, timeout_s: float, on_poll: Callable[[], None] | None = None
     ) -> LaunchOutcome:
+        io_dir = io_dir.resolve()  # the harness runs with io_dir as cwd: paths must not be relative
         log_path = io_dir / LOG_FILE
         cmd = [*self.command, "run", str(io_dir / "request.json")]
         start = time.monotonic()

@@ -88,6 +88,19 @@ def test_invalid_result_is_not_stored_as_ok_and_raw_is_kept(tmp_path: Path) -> N
         assert json.loads((run.path / RAW_FILE).read_text())["status"] == "ok"
 
 
+def test_relative_results_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default --results-dir is relative ("results"); the harness runs in the io folder."""
+    (tmp_path / "s.yaml").write_text(SUITE.format(timeout=60))
+    monkeypatch.chdir(tmp_path)
+    suite = load_suite("s.yaml")
+    store = ResultStore(Path("results"))
+    runtime = ScriptedRuntime("exit 66")
+    report = run_launches(suite, plan(suite), store, runtime, new_invocation_id())
+    # The fake harness found its request (else it crashes before printing its line).
+    assert all("exit code 66" in r.result["error"]["message"] for r in report.stored)
+    assert all(r.path.is_relative_to(tmp_path / "results") for r in report.stored)
+
+
 def test_resume_after_failures_reruns_everything(tmp_path: Path) -> None:
     suite, store, _ = _run(tmp_path, "exit 66")
     assert store.completed(suite.name) == frozenset()  # failed runs do not count as done
