@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import socket
@@ -37,38 +36,15 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def _gpus() -> list[dict[str, Any]]:
-    """NVIDIA GPUs seen through NVML; [] when there is no driver (CPU machines)."""
+def _os_release() -> str:
+    """PRETTY_NAME from /etc/os-release (e.g. "Debian GNU/Linux 12 (bookworm)"), else the system."""
     try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:
-        return []
-    try:
-        out = []
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            entry: dict[str, Any] = {
-                "index": i,
-                "name": pynvml.nvmlDeviceGetName(h),
-                "uuid": pynvml.nvmlDeviceGetUUID(h),
-                "memory_total_bytes": int(mem.total),
-                "driver": driver,
-            }
-            try:
-                entry["power_limit_w"] = pynvml.nvmlDeviceGetPowerManagementLimit(h) / 1000.0
-            except Exception:
-                entry["power_limit_w"] = None
-            out.append(entry)
-        return out
-    except Exception:
-        return []
-    finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
 
 
 def _version(dist: str) -> str | None:
@@ -78,8 +54,9 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def snapshot() -> dict[str, Any]:
-    """Python, OS, CPU, memory, GPUs and package versions of this process's environment."""
+def snapshot(telemetry: Any = None) -> dict[str, Any]:
+    """Python, OS, CPU, memory, GPUs (from ``harness.telemetry.Telemetry.static()``, [] without
+    NVML) and package versions of this process's environment."""
     try:
         import psutil
 
@@ -90,6 +67,8 @@ def snapshot() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "os": _os_release(),
+        "kernel": platform.release(),
         "hostname": socket.gethostname(),
         "cpu": {
             "model": _cpu_model(),
@@ -98,7 +77,9 @@ def snapshot() -> dict[str, Any]:
             "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         },
         "memory_total_bytes": mem_total,
-        "gpus": _gpus(),
+        "gpus": telemetry.static() if telemetry is not None else [],
         "packages": {name: _version(name) for name in PACKAGES},
         "in_container": Path("/.dockerenv").exists() or Path("/run/.containerenv").exists(),
+        # Set by the container runtime that launched this harness (the image's content digest).
+        "container_image_digest": os.environ.get("LEMBENCH_IMAGE_DIGEST"),
     }

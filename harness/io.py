@@ -1,6 +1,7 @@
 """Files the harness exchanges with the controller through the io folder.
 
-``request.json`` (in), ``results/<experiment_id>.json`` (out, one per experiment), ``events.jsonl``
+``request.json`` (in), ``results/<experiment_id>.json`` (out, one per experiment),
+``timelines/<experiment_id>.jsonl`` (the power/telemetry samples of its window), ``events.jsonl``
 (progress, appended as the harness goes) and ``fatal.json`` (why the whole process gave up).
 stdout/stderr are logs only, never data.
 """
@@ -20,6 +21,7 @@ from harness.schemas import error_path, first_error
 RESULTS_DIR = "results"
 EVENTS_FILE = "events.jsonl"
 FATAL_FILE = "fatal.json"
+TIMELINES_DIR = "timelines"
 
 
 class RequestError(ValueError):

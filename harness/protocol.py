@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,9 @@ from harness.backends.base import (
     Backend,
     BackendOOM,
     BackendUnavailable,
-    FlopsEstimate,
-    Generation,
     ModelLoadError,
 )
+from harness.baseline import measure_baseline
 from harness.environment import snapshot
 from harness.exitcodes import ExitCode
 from harness.groups import load_group_id
@@ -37,26 +34,12 @@ from harness.io import (
     write_fatal,
     write_json_atomic,
 )
-from harness.meters.base import Meter, MeterUnavailable
-from harness.metrics import compute_metrics, request_timings
+from harness.measure import LoadedBackend, Session, measure_experiment
+from harness.meters.base import MeterUnavailable
 from harness.results import base_result, failed_result, one_line, validation_problem
 from harness.workloads import WorkloadError
 
 log = logging.getLogger("harness")
-
-#: Windows shorter than this get a `window_too_short` warning: meter update periods (NVML ~100 ms,
-#: codecarbon's sampling) make shorter windows unreliable. Issue-level rigour lives in the meters.
-MIN_WINDOW_S = 1.0
-
-
-@dataclass
-class LoadedBackend:
-    """A loaded backend and what the results need to say about it."""
-
-    backend: Backend
-    model_info: dict[str, Any]
-    backend_info: dict[str, Any]
-    flops_cache: dict[int, FlopsEstimate] = field(default_factory=dict)
 
 
 class _InvalidResult(Exception):
@@ -123,25 +106,50 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
                 f"experiment {exp['experiment_id']} is not in load group {request['load_group']}",
             )
     base_dir = Path(request["base_dir"]) if request.get("base_dir") else None
-    environment = snapshot()
+    measurement = request["measurement"]
 
     from harness.meters.chain import select_meters  # imported late: meters pull optional libraries
+    from harness.telemetry import Telemetry
 
     try:
-        meters, skipped = select_meters(request["measurement"])
+        meters, skipped = select_meters(measurement)
     except MeterUnavailable as e:
         raise _Fatal(ExitCode.CONFIG_ERROR, "config_error", f"meter unavailable: {e}") from None
     meter_info = {"used": [m.describe() for m in meters], "skipped": skipped}
+    telemetry = Telemetry.open()
+    environment = snapshot(telemetry)
 
     loaded = _load_backend(request, first, events)
     failures = 0
     try:
+        session = Session(
+            loaded=loaded,
+            meters=meters,
+            measurement=measurement,
+            io_dir=io_dir,
+            base_dir=base_dir,
+            telemetry=telemetry,
+            gpu_names=_gpu_names(loaded.model_info.get("device"), environment),
+        )
+        if measurement["idle_baseline_s"] > 0 and meters:
+            events.emit("baseline", seconds=measurement["idle_baseline_s"])
+            try:
+                session.baseline = measure_baseline(
+                    meters, measurement["idle_baseline_s"], measurement["baseline_cache_s"]
+                )
+            except Exception:  # no baseline means no net energy (warned), not a failed group
+                log.error("idle baseline failed:\n%s", traceback.format_exc())
         for index, exp in enumerate(experiments):
             events.emit("experiment", index=index, total=len(experiments), id=exp["experiment_id"])
             started = now_iso()
             try:
                 result = base_result(request, exp, request_sha, started)
-                measure_experiment(loaded, meters, exp["config"], base_dir, result, events, index)
+                measure_experiment(
+                    session,
+                    exp["config"],
+                    result,
+                    emit=lambda event, i=index, **f: events.emit(event, index=i, **f),
+                )
                 result["environment"] = environment
                 result["provenance"]["model"].update(loaded.model_info)
                 result["provenance"]["backend"] = loaded.backend_info
@@ -162,7 +170,18 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
         loaded.backend.unload()
         for meter in meters:
             meter.close()
+        if telemetry is not None:
+            telemetry.close()
     return ExitCode.SOME_FAILED if failures else ExitCode.OK
+
+
+def _gpu_names(device: str | None, environment: dict[str, Any]) -> list[str]:
+    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU."""
+    if not device or not device.startswith("cuda"):
+        return []
+    gpus = environment.get("gpus") or []
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    return [gpus[index]["name"]] if index < len(gpus) else []
 
 
 def _load_backend(
@@ -199,118 +218,3 @@ def _load_backend(
         **info.model,
     }
     return LoadedBackend(backend, model_info, {"name": name, "versions": info.versions})
-
-
-def measure_experiment(
-    loaded: LoadedBackend,
-    meters: list[Meter],
-    config: dict[str, Any],
-    base_dir: Path | None,
-    result: dict[str, Any],
-    events: EventLog,
-    index: int,
-) -> None:
-    """Warm up, measure one window, and fill ``result`` with metrics, energy, flops and requests.
-
-    ``result`` needs ``provenance.measurement.requested`` (the request's measurement block); the
-    meters must be constructed already (``harness.meters.chain.select_meters``).
-    """
-    from harness.meters.carbon import co2_grams
-    from harness.meters.chain import combine
-    from harness.workloads import build_prompts
-
-    backend = loaded.backend
-    workload = config["workload"]
-    prompts = build_prompts(workload, backend, base_dir)
-    size = config["batch_size"]
-    batches = [prompts[i : i + size] for i in range(0, len(prompts), size)]
-    max_new, exact = workload["output_tokens"], workload["exact_output"]
-
-    warmup_runs = config["warmup"]["runs"]
-    events.emit("warmup", index=index, runs=warmup_runs)
-    for i in range(warmup_runs):
-        backend.generate(batches[i % len(batches)], max_new, exact)
-
-    events.emit("measuring", index=index, batches=len(batches))
-    generations: list[tuple[int, Generation]] = []
-    with ExitStack() as stack:
-        for meter in meters:
-            stack.enter_context(meter)
-        t0 = time.perf_counter()
-        for b, batch in enumerate(batches):
-            generations.extend((b, g) for g in backend.generate(batch, max_new, exact))
-        t1 = time.perf_counter()
-    components = [c for m in meters for c in m.components]
-
-    energy = combine(components)
-    measurement = result["provenance"]["measurement"]["requested"]
-    co2_g, co2_info = co2_grams(energy["energy_total_j"], measurement)
-    flops = _flops(loaded, generations)
-    result["metrics"] = compute_metrics(generations, t1 - t0, energy, flops, co2_g)
-    result["energy"] = {
-        "method": energy["method"],
-        "is_estimate": energy["is_estimate"],
-        "components": [c.to_dict() for c in components],
-        "co2": co2_info,
-    }
-    result["flops"] = {
-        "per_output_token": flops.per_token,
-        "method": flops.method,
-        "params": flops.params,
-        "sequence_length": flops.sequence_length,
-        "note": flops.note,
-    }
-    result["requests"] = request_timings(generations, t0)
-    result["warnings"] = _warnings(
-        result["metrics"], energy, components, generations, max_new, exact
-    )
-
-
-def _flops(loaded: LoadedBackend, generations: list[tuple[int, Generation]]) -> FlopsEstimate:
-    """FLOPs per token at this window's mean sequence length (cached per length; computed outside
-    the measured window)."""
-    gens = [g for _, g in generations]
-    seq = round(sum(g.tokens_in + g.tokens_out for g in gens) / len(gens))
-    if seq not in loaded.flops_cache:
-        loaded.flops_cache[seq] = loaded.backend.flops_per_token(max(seq, 1))
-    return loaded.flops_cache[seq]
-
-
-def _warnings(
-    metrics: dict[str, Any],
-    energy: dict[str, Any],
-    components: list[Any],
-    generations: list[tuple[int, Generation]],
-    max_new: int,
-    exact: bool,
-) -> list[dict[str, str]]:
-    out = []
-    if energy["is_estimate"]:
-        methods = sorted({c.method for c in components if c.is_estimate})
-        out.append(
-            {
-                "code": "estimate_used",
-                "message": f"energy includes an estimate ({', '.join(methods)}), not a measurement",
-            }
-        )
-    if energy["energy_total_j"] is None:
-        out.append({"code": "no_energy", "message": "no meter measured any energy domain"})
-    if metrics["duration_s"] < MIN_WINDOW_S:
-        out.append(
-            {
-                "code": "window_too_short",
-                "message": f"measured window {metrics['duration_s']:.3f} s is under "
-                f"{MIN_WINDOW_S} s; "
-                "energy per token is unreliable (add prompts or tokens)",
-            }
-        )
-    if exact:
-        short = [g.tokens_out for _, g in generations if g.tokens_out != max_new]
-        if short:
-            out.append(
-                {
-                    "code": "exact_output_violated",
-                    "message": f"{len(short)} request(s) did not produce exactly {max_new} tokens",
-                }
-            )
-    return out

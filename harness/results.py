@@ -27,6 +27,7 @@ def base_result(
         "started_at": started_at,
         "ended_at": started_at,
         "warnings": [],
+        "timeline": None,
         "provenance": {
             "harness_version": __version__,
             "request_sha256": request_sha256,

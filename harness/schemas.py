@@ -50,8 +50,10 @@ def validator(name: str, pointer: str = "") -> jsonschema.Draft202012Validator:
 
 
 def schema_version(name: str) -> int:
-    """The integer ``schema_version`` a document of this schema must carry."""
-    return int(load_schema(name)["properties"]["schema_version"]["const"])
+    """The integer ``schema_version`` this lembench writes for documents of this schema (the
+    newest it accepts)."""
+    spec = load_schema(name)["properties"]["schema_version"]
+    return int(spec["const"]) if "const" in spec else max(spec["enum"])
 
 
 def iter_errors(name: str, instance: Any, pointer: str = "") -> list[jsonschema.ValidationError]:

@@ -47,10 +47,10 @@ def cli() -> None:
 )
 def run(suite_file: str, results_dir: Path, resume: bool) -> None:
     """Run every experiment of SUITE (a YAML file) and store the results."""
-    from lembench.aggregate import runs_frame, summarise
     from lembench.display import Progress, summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
+    from lembench.results.aggregate import runs_frame, summarise
     from lembench.runtimes import get_runtime
     from lembench.store import ResultStore
     from lembench.suite import load_suite
@@ -130,8 +130,8 @@ def results() -> None:
 @click.option("--suite", help="Only runs of this suite.")
 def results_list(results_dir: Path, suite: str | None) -> None:
     """List stored runs."""
-    from lembench.aggregate import runs_frame
     from lembench.display import runs_table
+    from lembench.results.aggregate import runs_frame
     from lembench.store import ResultStore
 
     frame = runs_frame(ResultStore(results_dir).iter_runs(suite))
@@ -145,21 +145,41 @@ def results_list(results_dir: Path, suite: str | None) -> None:
 @click.argument("ident", metavar="ID")
 @results_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result JSON.")
-def results_show(ident: str, results_dir: Path, as_json: bool) -> None:
-    """Show a stored run by run id, or every run of an experiment id (or id prefix)."""
+@click.option(
+    "--allow-mixed",
+    is_flag=True,
+    help="Summarise an experiment even when its runs come from different environments "
+    "(GPUs, driver, CPU, software versions); the summary is flagged mixed_environment.",
+)
+def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool) -> None:
+    """Show a stored run by run id, or an experiment id (or id prefix): a summary with 95%
+    confidence intervals per experiment, then each of its runs."""
     import json
 
-    from lembench.display import show_run
+    from lembench.display import experiment_summary_view, show_run
+    from lembench.results.aggregate import runs_frame, summarise
     from lembench.store import ResultStore
 
     runs = ResultStore(results_dir).find(ident)
     if not runs:
         raise UserError(f"no stored run or experiment matches {ident!r} under {results_dir}")
-    for run in runs:
-        if as_json:
+    if as_json:
+        for run in runs:
             click.echo(json.dumps(run.result, indent=2, ensure_ascii=False))
-        else:
-            show_run(out, run)
+        return
+    if runs[0].run_id != ident:  # an experiment id (prefix), not one run
+        # Refuses (one line, exit 2) to merge runs from different environments unless asked.
+        summary = summarise(runs_frame(runs), allow_mixed=allow_mixed)
+        for row in summary.iter_rows(named=True):
+            out.print(experiment_summary_view(row))
+        if any(row["energy_is_estimate"] for row in summary.iter_rows(named=True)):
+            out.print(
+                "[yellow]Energy marked 'estimate' is modelled (no hardware meter), "
+                "not measured.[/yellow]"
+            )
+        out.print(f"[bold]{len(runs)} run{'s' * (len(runs) != 1)}[/bold]")
+    for run in runs:
+        show_run(out, run)
 
 
 def main() -> None:

@@ -6,12 +6,13 @@ import json
 from typing import Any
 
 import polars as pl
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
-from lembench.aggregate import model_label, workload_label
 from lembench.plan import Launch, group_experiments
+from lembench.results.aggregate import ci_half_width, model_label, workload_label
+from lembench.results.environment import environment_key, hardware_label
 from lembench.store import StoredRun
 from lembench.suite import Suite
 
@@ -153,7 +154,8 @@ def runs_table(frame: pl.DataFrame) -> Table:
 
 
 def show_run(console: Console, run: StoredRun) -> None:
-    """Details of one stored run (``lembench results show``)."""
+    """Details of one stored run (``lembench results show``). v1 results show their v2 fields as
+    not recorded (the store upgrades them on read)."""
     r = run.result
     console.print(
         f"[bold]run[/bold] {r['run_id']}  [bold]experiment[/bold] {r['experiment_id']}  "
@@ -164,47 +166,185 @@ def show_run(console: Console, run: StoredRun) -> None:
     if r.get("error"):
         e = r["error"]
         console.print(f"[red]error[/red] {e['reason']}: {escape(e['message'])}")
+    if r.get("environment"):
+        console.print(
+            f"hardware: {escape(hardware_label(r) or '-')}  environment {environment_key(r)}"
+        )
     console.print("[bold]config[/bold]")
     console.print_json(json.dumps(r["config"]))
     if r.get("metrics"):
-        m, energy, flops = r["metrics"], r["energy"], r["flops"]
-        table = Table(title="metrics", show_header=False)
-        table.add_column("metric")
-        table.add_column("value")
-        table.add_row("energy method", method_label(energy["method"], energy["is_estimate"]))
-        for key in (
-            "energy_total_j",
-            "energy_gpu_j",
-            "energy_cpu_j",
-            "energy_dram_j",
-            "j_per_output_token",
-            "j_per_request",
-            "avg_power_w",
-            "co2_g",
-        ):
-            table.add_row(key, fmt(m[key], ".4g"))
-        for key in (
-            "num_requests",
-            "tokens_in",
-            "tokens_out",
-            "duration_s",
-            "throughput_out_tok_s",
-            "requests_per_s",
-        ):
-            table.add_row(key, fmt(m[key], ".4g"))
-        for key in ("ttft_s", "itl_s", "e2e_latency_s"):
-            s = m[key]
-            table.add_row(
-                key,
-                f"mean {fmt(s['mean'], '.4g')}  p50 {fmt(s['p50'], '.4g')}  "
-                f"p90 {fmt(s['p90'], '.4g')}  p99 {fmt(s['p99'], '.4g')}  n {s['n']}",
-            )
-        table.add_row(
-            "flops_per_output_token", f"{fmt(flops['per_output_token'], '.4g')} ({flops['method']})"
+        console.print(_run_metrics_table(r))
+    energy = r.get("energy") or {}
+    if energy.get("baseline"):
+        b = energy["baseline"]
+        power = ", ".join(f"{d} {w:.4g} W" for d, w in sorted(b["power_w"].items()))
+        console.print(
+            f"idle baseline: {escape(power)} over {b['duration_s']:.3g} s "
+            f"({escape(b['method'])}{', ' + ESTIMATE if b['is_estimate'] else ''}"
+            f"{', cached' if b['cached'] else ''}, measured {b['measured_at']})"
         )
-        console.print(table)
+    if energy.get("phases"):
+        ph = energy["phases"]
+        closure = "ok" if ph["closure_ok"] else "[red]failed[/red]"
+        console.print(
+            f"phases ({escape(ph['method'])}): prefill {ph['prefill_j']:.4g} J, decode "
+            f"{ph['decode_j']:.4g} J, other {ph['other_j']:.4g} J, idle {ph['idle_j']:.4g} J "
+            f"of {ph['total_j']:.4g} J (closure {closure}, error {ph['closure_rel_error']:.2%})"
+        )
+    if r.get("timeline"):
+        t = r["timeline"]
+        console.print(
+            f"timeline: {escape(t['file'])}, {t['samples']} samples every {t['interval_s']} s"
+        )
     for w in r.get("warnings") or []:
         console.print(f"[yellow]warning[/yellow] {w['code']}: {escape(w['message'])}")
+
+
+def _run_metrics_table(r: dict[str, Any]) -> Table:
+    """The metrics of one successful run (v2 fields that are null are left out)."""
+    m, energy, flops = r["metrics"], r.get("energy") or {}, r.get("flops") or {}
+    table = Table(title="metrics", show_header=False)
+    table.add_column("metric")
+    table.add_column("value")
+    table.add_row("energy method", method_label(energy.get("method"), energy.get("is_estimate")))
+    for key in (
+        "energy_total_j",
+        "energy_gpu_j",
+        "energy_cpu_j",
+        "energy_dram_j",
+        "j_per_output_token",
+        "j_per_request",
+        "avg_power_w",
+        "co2_g",
+    ):
+        table.add_row(key, fmt(m.get(key), ".4g"))
+    for key in (  # v2: shown when recorded
+        "idle_power_w",
+        "energy_idle_j",
+        "energy_net_j",
+        "j_per_output_token_net",
+        "energy_prefill_j",
+        "energy_decode_j",
+        "j_per_input_token_prefill",
+        "j_per_output_token_decode",
+        "mfu",
+        "mbu",
+    ):
+        if m.get(key) is not None:
+            table.add_row(key, fmt(m[key], ".4g"))
+    for key in (
+        "num_requests",
+        "tokens_in",
+        "tokens_out",
+        "duration_s",
+        "throughput_out_tok_s",
+        "requests_per_s",
+    ):
+        table.add_row(key, fmt(m.get(key), ".4g"))
+    for key in ("ttft_s", "itl_s", "e2e_latency_s"):
+        st = m.get(key) or {}
+        table.add_row(
+            key,
+            f"mean {fmt(st.get('mean'), '.4g')}  p50 {fmt(st.get('p50'), '.4g')}  "
+            f"p90 {fmt(st.get('p90'), '.4g')}  p99 {fmt(st.get('p99'), '.4g')}  n {st.get('n')}",
+        )
+    table.add_row(
+        "flops_per_output_token",
+        f"{fmt(flops.get('per_output_token'), '.4g')} ({flops.get('method')})",
+    )
+    if flops.get("peak_source"):
+        peaks = (
+            f"{fmt(flops.get('peak_flops_per_s'), '.4g')} FLOP/s, "
+            f"{fmt(flops.get('peak_memory_bw_bytes_per_s'), '.4g')} B/s"
+        )
+        table.add_row("device peak", f"{peaks} ({escape(flops['peak_source'])})")
+    return table
+
+
+#: Metrics of an experiment summary: (column prefix, label, scale for display).
+SUMMARY_METRICS = (
+    ("j_per_output_token", "J/out tok", 1.0),
+    ("j_per_output_token_net", "J/out tok (net)", 1.0),
+    ("j_per_input_token_prefill", "J/in tok prefill", 1.0),
+    ("j_per_output_token_decode", "J/out tok decode", 1.0),
+    ("energy_total_j", "energy J", 1.0),
+    ("energy_net_j", "energy net J", 1.0),
+    ("energy_prefill_j", "prefill J", 1.0),
+    ("energy_decode_j", "decode J", 1.0),
+    ("avg_power_w", "avg power W", 1.0),
+    ("idle_power_w", "idle power W", 1.0),
+    ("co2_g", "CO2 g", 1.0),
+    ("throughput_out_tok_s", "tok/s", 1.0),
+    ("requests_per_s", "req/s", 1.0),
+    ("ttft_p50_s", "TTFT p50 ms", 1000.0),
+    ("ttft_p99_s", "TTFT p99 ms", 1000.0),
+    ("itl_p50_s", "ITL p50 ms", 1000.0),
+    ("itl_p99_s", "ITL p99 ms", 1000.0),
+    ("e2e_p50_s", "E2E p50 ms", 1000.0),
+    ("mfu", "MFU", 1.0),
+    ("mbu", "MBU", 1.0),
+)
+
+#: Summary metrics that come from the energy meters (labelled when the energy is an estimate).
+_ENERGY_PREFIXES = ("j_per_", "energy_", "avg_power_w", "idle_power_w", "co2_g")
+
+
+def experiment_summary_view(row: dict[str, Any]) -> Group:
+    """One experiment's summary row (``aggregate.summarise``): mean ± 95% CI half-width, the
+    interval and n per metric, stability warnings, and the energy method (estimates labelled).
+    Metrics no run recorded (v2 fields of v1 runs) are left out."""
+    lines: list[Any] = [
+        f"[bold]experiment[/bold] {row['experiment_id']}  suite {escape(row['suite'])}  "
+        f"{row['backend']} {escape(row['model'])} {row['precision']} batch {row['batch_size']} "
+        f"{escape(row['workload'])}",
+        f"hardware: {escape(row['hardware'] or '-')}  environment "
+        f"{escape(row['environment_key'] or '-')}",
+    ]
+    runs = f"runs: {row['n_ok']} ok"
+    if row["n_failed"]:
+        runs += f", [red]{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
+    lines.append(runs)
+    lines.append(f"energy method: {method_label(row['energy_method'], row['energy_is_estimate'])}")
+    stability = row.get("stability") or []
+    lines.append(
+        f"stability: [yellow]{escape(', '.join(stability))}[/yellow]"
+        if stability
+        else "stability: [green]ok[/green]"
+    )
+    if row.get("warning_codes"):
+        lines.append(f"measurement warnings: [yellow]{', '.join(row['warning_codes'])}[/yellow]")
+    table = Table(title="summary over successful runs (95% t-interval)")
+    for col, justify in (
+        ("metric", "left"),
+        ("mean ± CI", "right"),
+        ("95% CI", "right"),
+        ("std", "right"),
+        ("n", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for prefix, label, scale in SUMMARY_METRICS:
+        n = row.get(f"{prefix}_n") or 0
+        if not n:
+            continue
+
+        def scaled(key: str, p: str = prefix, k: float = scale) -> float | None:
+            value = row.get(f"{p}_{key}")
+            return None if value is None else value * k
+
+        mean, low, high = scaled("mean"), scaled("ci95_low"), scaled("ci95_high")
+        half = ci_half_width(row, prefix)
+        half = None if half is None else half * scale
+        name = label
+        if row["energy_is_estimate"] and prefix.startswith(_ENERGY_PREFIXES):
+            name += f" ({ESTIMATE})"
+        table.add_row(
+            name,
+            fmt(mean, ".4g") + (f" ± {half:.2g}" if half is not None else ""),
+            "-" if low is None else f"[{low:.4g}, {high:.4g}]",
+            fmt(scaled("std"), ".3g"),
+            str(n),
+        )
+    return Group(*lines, table)
 
 
 class Progress:

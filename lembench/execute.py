@@ -18,13 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from harness.exitcodes import classify_exit
-from harness.io import EVENTS_FILE, FATAL_FILE, RESULTS_DIR, now_iso, write_json_atomic
+from harness.io import (
+    EVENTS_FILE,
+    FATAL_FILE,
+    RESULTS_DIR,
+    TIMELINES_DIR,
+    now_iso,
+    write_json_atomic,
+)
 from harness.results import failed_result
 from harness.schemas import error_path, first_error, schema_version
 from lembench import __version__
 from lembench.plan import Launch
 from lembench.runtimes import Runtime
-from lembench.store import ResultStore, StoredRun
+from lembench.store import TIMELINE_FILE, ResultStore, StoredRun
 from lembench.suite import Suite
 
 
@@ -159,8 +166,10 @@ def _ingest(
         if problem is None and (result.get("experiment_id"), result.get("run_id")) != ids:
             problem = "result names another experiment or run"
         if problem is None:
+            timeline = io_dir / TIMELINES_DIR / f"{exp['experiment_id']}.jsonl"
+            files = {TIMELINE_FILE: timeline} if timeline.is_file() else None
             try:
-                return StoredRun(store.store(result, log=log), result)
+                return StoredRun(store.store(result, log=log, files=files), result)
             except ValueError as e:
                 problem = str(e)
         result = failed_result(

@@ -23,6 +23,7 @@ from lembench import __version__
 RESULT_FILE = "result.json"
 LOG_FILE = "harness.log"
 RAW_FILE = "raw_result.json"
+TIMELINE_FILE = "timeline.jsonl"
 WORK_DIR = ".work"
 
 
@@ -61,9 +62,14 @@ class ResultStore:
         return self.root / result["suite"] / result["experiment_id"] / result["run_id"]
 
     def store(
-        self, result: dict[str, Any], log: Path | None = None, raw: bytes | None = None
+        self,
+        result: dict[str, Any],
+        log: Path | None = None,
+        raw: bytes | None = None,
+        files: dict[str, Path] | None = None,
     ) -> Path:
-        """Validate ``result`` and store it with its log; returns the run folder.
+        """Validate ``result`` and store it with its log and ``files`` (stored name -> source, e.g.
+        the power timeline); returns the run folder.
 
         The result is stamped with ``provenance.stored_by``. An invalid result raises ValueError:
         the caller stores a failure record instead (and keeps the raw bytes via ``raw``).
@@ -90,6 +96,8 @@ class ResultStore:
                 shutil.copyfile(log, stage / LOG_FILE)
             if raw is not None:
                 (stage / RAW_FILE).write_bytes(raw)
+            for name, source in (files or {}).items():
+                shutil.copyfile(source, stage / name)
             os.rename(stage, final)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
@@ -97,7 +105,13 @@ class ResultStore:
         return final
 
     def iter_runs(self, suite: str | None = None) -> Iterator[StoredRun]:
-        """Stored runs (of one suite, or all), in path order. Unreadable files are skipped."""
+        """Stored runs (of one suite, or all), in path order, upgraded to the current result
+        schema (lembench.results.migrate; files are not rewritten). Unreadable files (and files
+        without a valid schema_version) are skipped; a result newer than this lembench raises
+        UserError ("upgrade lembench") rather than silently dropping runs from summaries."""
+        from lembench.errors import UserError
+        from lembench.results.migrate import NewerSchemaError, upgrade
+
         if not self.root.is_dir():
             return
         suites = [self.root / suite] if suite else sorted(self.root.iterdir())
@@ -110,6 +124,12 @@ class ResultStore:
                 try:
                     result = json.loads(path.read_text("utf-8"))
                 except (OSError, json.JSONDecodeError):
+                    continue
+                try:
+                    result = upgrade(result)
+                except NewerSchemaError as e:
+                    raise UserError(str(e), file=path) from None
+                except ValueError:
                     continue
                 yield StoredRun(path.parent, result)
 

@@ -47,6 +47,9 @@ class Meter(ABC):
     name: str = ""
     #: Domains this meter reports.
     domains: tuple[str, ...] = ()
+    #: How often the underlying reading changes (s): windows much shorter than this are unreliable,
+    #: and a timeline sampled faster than this repeats values. None: unknown.
+    update_period_s: float | None = None
 
     def __init__(self, measurement: dict[str, Any]) -> None:
         """Check availability; raise MeterUnavailable (one line, why) when this meter cannot run."""
@@ -60,6 +63,15 @@ class Meter(ABC):
     @abstractmethod
     def stop(self) -> list[EnergyComponent]:
         """End measuring and return one component per domain."""
+
+    def read_cumulative(self) -> dict[str, float] | None:
+        """Energy (J) per domain accumulated since this window's ``start()``, read now.
+
+        Safe to call from another thread while the window is open (the power timeline samples it).
+        None: this meter cannot be read mid-window (an estimate computed at ``stop()``), or no
+        window is open.
+        """
+        return None
 
     def describe(self) -> dict[str, Any]:
         """What this meter sees (devices, files, library versions), for provenance."""

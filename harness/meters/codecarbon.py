@@ -41,6 +41,9 @@ class CodecarbonMeter(Meter):
 
     name = "codecarbon"
     domains = ("cpu", "dram")
+    #: codecarbon samples the CPU load once a second; its figure exists only at stop()
+    #: (read_cumulative stays the base class's None).
+    update_period_s = 1.0
 
     def __init__(self, measurement: dict[str, Any]) -> None:
         """Import codecarbon, build and warm up one tracker; MeterUnavailable if not installed."""

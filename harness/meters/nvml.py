@@ -27,6 +27,9 @@ from harness.meters.base import EnergyComponent, Meter, MeterUnavailable
 
 #: Polling period for GPUs without an energy counter (10 Hz).
 POLL_INTERVAL_S = 0.1
+#: Assumed update period of the driver's energy counter (not documented by NVIDIA; ~100 ms is
+#: what is commonly observed on Volta..Hopper). Used for the window-too-short rule.
+COUNTER_UPDATE_PERIOD_S = 0.1
 
 COUNTER = "nvml_counter"
 POLL = "nvml_power_poll"
@@ -47,7 +50,12 @@ class _Device:
 
 
 class _PowerPoller:
-    """Samples power of several devices in one daemon thread and integrates it (trapezoid)."""
+    """Samples power of several devices in one daemon thread and integrates it (trapezoid).
+
+    The integral is kept up to date at each sample, so the energy so far can be read from another
+    thread (``energy_now``, for the power timeline) while the thread polls. Each sample is taken
+    and integrated under one lock, so samples stay in time order whoever takes them.
+    """
 
     def __init__(
         self, readers: list[Callable[[], int]], interval_s: float, clock: Callable[[], float]
@@ -58,14 +66,20 @@ class _PowerPoller:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        #: (timestamp_s, [power_mW per device]); kept for a later power timeline.
+        #: (timestamp_s, [power_mW per device]), in time order.
         self.samples: list[tuple[float, list[int]]] = []
+        self._energy_j = [0.0] * len(readers)
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
-        t = self._clock()
-        values = [read() for read in self._readers]
         with self._lock:
+            t = self._clock()
+            values = [read() for read in self._readers]
+            if self.samples:
+                t0, p0 = self.samples[-1]
+                dt = t - t0
+                for i, (a, b) in enumerate(zip(p0, values, strict=True)):
+                    self._energy_j[i] += (a + b) / 2.0 / 1000.0 * dt  # mW -> W, x s -> J
             self.samples.append((t, values))
 
     def _run(self) -> None:
@@ -81,6 +95,12 @@ class _PowerPoller:
         self._thread = threading.Thread(target=self._run, name="lembench-nvml-poll", daemon=True)
         self._thread.start()
 
+    def energy_now(self) -> list[float]:
+        """Joules per device from the first sample to a sample taken now (thread-safe)."""
+        self._sample()
+        with self._lock:
+            return list(self._energy_j)
+
     def cancel(self) -> None:
         """Stop the thread without a result (meter closed mid-window)."""
         self._stop.set()
@@ -95,12 +115,72 @@ class _PowerPoller:
         if self._error is not None:
             raise RuntimeError(f"NVML power polling failed: {self._error}") from self._error
         self._sample()  # the window's last edge
-        energy = [0.0] * len(self._readers)
-        for (t0, p0), (t1, p1) in zip(self.samples, self.samples[1:], strict=False):
-            dt = t1 - t0
-            for i in range(len(energy)):
-                energy[i] += (p0[i] + p1[i]) / 2.0 / 1000.0 * dt  # mW -> W, x s -> J
-        return energy
+        with self._lock:
+            return list(self._energy_j)
+
+
+def visible_gpu_indices(nv: Any, notes: list[str]) -> list[int]:
+    """NVML indices of the GPUs the workload sees, in ``CUDA_VISIBLE_DEVICES`` order.
+
+    ``nv`` is an initialised ``pynvml`` module. Remarks (entries ignored, ordering caveats) are
+    appended to ``notes``. Raises MeterUnavailable when no GPU is selected. Shared by NvmlMeter and
+    harness.telemetry so both always look at the same devices.
+    """
+    count = nv.nvmlDeviceGetCount()
+    if count == 0:
+        raise MeterUnavailable("NVML sees no GPU (device count 0)")
+    raw = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if raw is None:
+        return list(range(count))
+    tokens = [t.strip() for t in raw.split(",")]
+    if not any(tokens):
+        raise MeterUnavailable("CUDA_VISIBLE_DEVICES is set but empty: no GPU is visible")
+    if not all(t.lstrip("-").isdigit() or t.startswith(("GPU-", "MIG-")) for t in tokens):
+        notes.append(f"CUDA_VISIBLE_DEVICES={raw!r} not understood: measuring all GPUs")
+        return list(range(count))
+    uuids = [str(nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+    selected: list[int] = []
+    for tok in tokens:
+        index = _resolve(nv, tok, count, uuids)
+        if index is None:
+            # CUDA ignores the first invalid entry and everything after it.
+            notes.append(
+                f"CUDA_VISIBLE_DEVICES entry {tok!r} matches no GPU; it and "
+                "later entries are ignored, as CUDA does"
+            )
+            break
+        if index not in selected:
+            selected.append(index)
+    if not selected:
+        raise MeterUnavailable(f"CUDA_VISIBLE_DEVICES={raw!r} selects no GPU that NVML sees")
+    if (
+        count > 1
+        and any(t.isdigit() for t in tokens)
+        and (os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID")
+    ):
+        # NVML numbers GPUs in PCI bus order, CUDA by default fastest first.
+        notes.append(
+            "CUDA_VISIBLE_DEVICES indices taken in NVML (PCI bus) order; "
+            "set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA agrees"
+        )
+    return selected
+
+
+def _resolve(nv: Any, tok: str, count: int, uuids: list[str]) -> int | None:
+    if tok.lstrip("-").isdigit():
+        index = int(tok)
+        return index if 0 <= index < count else None
+    if tok.startswith("MIG-"):
+        try:
+            mig = nv.nvmlDeviceGetHandleByUUID(tok)
+            parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
+            tok = str(nv.nvmlDeviceGetUUID(parent))
+        except (nv.NVMLError, AttributeError):
+            return None
+    matches = [i for i, u in enumerate(uuids) if u == tok] or [
+        i for i, u in enumerate(uuids) if u.startswith(tok)
+    ]
+    return matches[0] if len(matches) == 1 else None
 
 
 class NvmlMeter(Meter):
@@ -134,7 +214,7 @@ class NvmlMeter(Meter):
         except pynvml.NVMLError as exc:
             raise MeterUnavailable(f"NVML init failed: {exc}") from exc
         try:
-            self._devices = [self._probe(i) for i in self._visible_indices()]
+            self._devices = [self._probe(i) for i in visible_gpu_indices(pynvml, self._notes)]
             self._driver_version = str(pynvml.nvmlSystemGetDriverVersion())
             try:
                 self._nvml_version: str | None = str(pynvml.nvmlSystemGetNVMLVersion())
@@ -145,71 +225,16 @@ class NvmlMeter(Meter):
             if isinstance(exc, pynvml.NVMLError):
                 raise MeterUnavailable(f"NVML query failed: {exc}") from exc
             raise
+        methods = {d.method for d in self._devices}
+        self.update_period_s = max(
+            (COUNTER_UPDATE_PERIOD_S if m == COUNTER else poll_interval_s) for m in methods
+        )
         for d in self._devices:
             if d.mig_enabled:
                 self._notes.append(
                     f"MIG is enabled on GPU {d.index}: energy is of the whole physical GPU "
                     "(MIG instances have no separate energy counters)"
                 )
-
-    # -- device selection ---------------------------------------------------------------------
-    def _visible_indices(self) -> list[int]:
-        nv = self._nv
-        count = nv.nvmlDeviceGetCount()
-        if count == 0:
-            raise MeterUnavailable("NVML sees no GPU (device count 0)")
-        raw = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if raw is None:
-            return list(range(count))
-        tokens = [t.strip() for t in raw.split(",")]
-        if not any(tokens):
-            raise MeterUnavailable("CUDA_VISIBLE_DEVICES is set but empty: no GPU is visible")
-        if not all(t.lstrip("-").isdigit() or t.startswith(("GPU-", "MIG-")) for t in tokens):
-            self._notes.append(f"CUDA_VISIBLE_DEVICES={raw!r} not understood: measuring all GPUs")
-            return list(range(count))
-        uuids = [str(nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
-        selected: list[int] = []
-        for tok in tokens:
-            index = self._resolve(tok, count, uuids)
-            if index is None:
-                # CUDA ignores the first invalid entry and everything after it.
-                self._notes.append(
-                    f"CUDA_VISIBLE_DEVICES entry {tok!r} matches no GPU; it and "
-                    "later entries are ignored, as CUDA does"
-                )
-                break
-            if index not in selected:
-                selected.append(index)
-        if not selected:
-            raise MeterUnavailable(f"CUDA_VISIBLE_DEVICES={raw!r} selects no GPU that NVML sees")
-        if (
-            count > 1
-            and any(t.isdigit() for t in tokens)
-            and (os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID")
-        ):
-            # NVML numbers GPUs in PCI bus order, CUDA by default fastest first.
-            self._notes.append(
-                "CUDA_VISIBLE_DEVICES indices taken in NVML (PCI bus) order; "
-                "set CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA agrees"
-            )
-        return selected
-
-    def _resolve(self, tok: str, count: int, uuids: list[str]) -> int | None:
-        nv = self._nv
-        if tok.lstrip("-").isdigit():
-            index = int(tok)
-            return index if 0 <= index < count else None
-        if tok.startswith("MIG-"):
-            try:
-                mig = nv.nvmlDeviceGetHandleByUUID(tok)
-                parent = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
-                tok = str(nv.nvmlDeviceGetUUID(parent))
-            except (nv.NVMLError, AttributeError):
-                return None
-        matches = [i for i, u in enumerate(uuids) if u == tok] or [
-            i for i, u in enumerate(uuids) if u.startswith(tok)
-        ]
-        return matches[0] if len(matches) == 1 else None
 
     def _probe(self, index: int) -> _Device:
         nv = self._nv
@@ -258,6 +283,29 @@ class NvmlMeter(Meter):
         if self._poller is not None:
             self._poller.start()
         self._running = True
+
+    def read_cumulative(self) -> dict[str, float] | None:
+        """GPU energy (J, all measured GPUs) since ``start()``: counter now - counter at start, plus
+        the power integral so far (with a fresh power sample) for GPUs without a counter.
+
+        Thread-safe (NVML is); None when no window is open. Raises RuntimeError when a counter
+        went backwards, NVMLError when a read fails.
+        """
+        if not self._running:
+            return None
+        nv = self._nv
+        total = 0.0
+        for d in self._devices:
+            if d.method != COUNTER:
+                continue
+            now = int(nv.nvmlDeviceGetTotalEnergyConsumption(d.handle))
+            if now < d.start_mj:
+                raise RuntimeError(f"NVML energy counter of GPU {d.index} went backwards")
+            total += (now - d.start_mj) / 1000.0
+        poller = self._poller
+        if poller is not None:
+            total += sum(poller.energy_now())
+        return {"gpu": total}
 
     def stop(self) -> list[EnergyComponent]:
         """Read the counters again, stop the poller; return one ``gpu`` component."""

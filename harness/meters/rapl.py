@@ -72,6 +72,8 @@ class RaplMeter(Meter):
 
     name = "rapl"
     domains = ("cpu", "dram")
+    #: The kernel updates the RAPL counters about every millisecond.
+    update_period_s = 0.001
 
     def __init__(
         self,
@@ -189,6 +191,21 @@ class RaplMeter(Meter):
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def read_cumulative(self) -> dict[str, float] | None:
+        """Energy (J) per domain since ``start()``, including a fresh read of every counter now.
+
+        Thread-safe: the read goes through the same lock and wrap handling as the sampling thread
+        (so reading often only makes wraps safer). None when no window is open.
+        """
+        if not self._running:
+            return None
+        self._accumulate()
+        with self._lock:
+            return {
+                domain: sum(z.acc_uj for z in self._zones if z.domain == domain) / 1e6
+                for domain in self.domains
+            }
 
     def stop(self) -> list[EnergyComponent]:
         """Stop sampling, read once more; return a ``cpu`` and (if present) ``dram`` component."""

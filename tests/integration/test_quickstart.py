@@ -78,7 +78,7 @@ def test_every_result_validates_and_counts_are_real(quickstart) -> None:
         for req in r["requests"]:
             assert req["tokens_out"] == workload["output_tokens"]
             assert req["t_start_s"] < req["t_first_token_s"] < req["t_end_s"]  # TTFT < e2e
-        assert m["ttft_s"]["max"] < m["e2e_latency_s"]["min"]
+        assert m["ttft_s"]["mean"] < m["e2e_latency_s"]["mean"]
         assert m["itl_s"]["n"] == workload["num_prompts"] * (workload["output_tokens"] - 1)
         assert m["energy_total_j"] > 0 and m["j_per_output_token"] > 0
         assert r["flops"]["method"] in ("calflops", "analytical", "params_x2")
@@ -88,6 +88,15 @@ def test_every_result_validates_and_counts_are_real(quickstart) -> None:
         if any(c["is_estimate"] for c in energy["components"]):
             assert energy["is_estimate"] is True
             assert "estimate_used" in {w["code"] for w in r["warnings"]}
+        # Measurement v2: an idle baseline, net energy, phases that close, a stored timeline.
+        assert r["energy"]["baseline"] is not None
+        assert m["energy_net_j"] == pytest.approx(m["energy_total_j"] - m["energy_idle_j"])
+        phases = r["energy"]["phases"]
+        assert phases["closure_ok"], phases
+        assert r["timeline"]["samples"] >= 2
+        timeline = results_dir / "quickstart" / r["experiment_id"] / r["run_id"] / "timeline.jsonl"
+        assert len(timeline.read_text().splitlines()) == r["timeline"]["samples"]
+        assert r["flops"]["peak_source"] == "no peak known" and m["mfu"] is None  # CPU row
         assert r["provenance"]["model"]["gguf_sha256"]
         assert r["provenance"]["stored_by"]["validated"] is True
         assert (

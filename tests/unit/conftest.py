@@ -31,7 +31,7 @@ CONFIG: dict[str, Any] = {
 def make_result(status: str = "ok", **overrides: Any) -> dict[str, Any]:
     """A valid result document (result.schema.json v1)."""
     result: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": 2,
         "status": status,
         "suite": "unit",
         "experiment_id": "0123456789ab",
@@ -44,6 +44,7 @@ def make_result(status: str = "ok", **overrides: Any) -> dict[str, Any]:
         "started_at": "2026-11-21T00:00:00+00:00",
         "ended_at": "2026-11-21T00:00:05+00:00",
         "warnings": [],
+        "timeline": None,
         "provenance": {
             "harness_version": "0.1.0",
             "request_sha256": "0" * 64,
@@ -71,6 +72,16 @@ def make_result(status: str = "ok", **overrides: Any) -> dict[str, Any]:
                 "j_per_request": 15.0,
                 "flops_per_output_token": 2.7e8,
                 "co2_g": 0.003,
+                "idle_power_w": 10.0,
+                "energy_net_j": 15.0,
+                "j_per_output_token_net": 2.5,
+                "energy_prefill_j": 5.0,
+                "energy_decode_j": 9.0,
+                "energy_idle_j": 15.0,
+                "j_per_input_token_prefill": 0.625,
+                "j_per_output_token_decode": 1.5,
+                "mfu": None,
+                "mbu": None,
             },
             energy={
                 "method": "estimate_codecarbon",
@@ -92,12 +103,34 @@ def make_result(status: str = "ok", **overrides: Any) -> dict[str, Any]:
                     },
                 ],
                 "co2": None,
+                "baseline": {
+                    "power_w": {"cpu": 8.0, "dram": 2.0},
+                    "devices": [],
+                    "duration_s": 10.0,
+                    "measured_at": "2026-11-21T00:00:00+00:00",
+                    "cached": False,
+                    "method": "estimate_codecarbon",
+                    "is_estimate": True,
+                },
+                "phases": {
+                    "method": "time_share",
+                    "prefill_j": 5.0,
+                    "decode_j": 9.0,
+                    "other_j": 1.0,
+                    "idle_j": 15.0,
+                    "total_j": 30.0,
+                    "closure_rel_error": 0.0,
+                    "closure_ok": True,
+                },
             },
             flops={
                 "per_output_token": 2.7e8,
                 "method": "calflops",
                 "params": 134515008,
                 "sequence_length": 7,
+                "peak_flops_per_s": None,
+                "peak_memory_bw_bytes_per_s": None,
+                "peak_source": "no peak known",
             },
             requests=[
                 {

@@ -105,6 +105,8 @@ def test_auto_with_gpu_and_rapl_measures_and_skips_codecarbon(env, tmp_path: Pat
         "method": energy["method"],
         "is_estimate": energy["is_estimate"],
         "components": [c.to_dict() for c in components],
+        "baseline": None,
+        "phases": None,
     }
     assert not iter_errors("result", doc, "/$defs/energy")
     close(meters)

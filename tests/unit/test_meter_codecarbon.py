@@ -120,3 +120,11 @@ def test_co2_unknown_place_is_a_one_line_error(measurement, match) -> None:
     with pytest.raises(ValueError, match=match) as info:
         co2_grams(1.0, measurement)
     assert "\n" not in str(info.value)
+
+
+def test_cannot_be_read_mid_window() -> None:
+    # codecarbon's figure exists only at stop(): the timeline leaves its domains out.
+    from harness.meters.base import Meter
+
+    assert CodecarbonMeter.read_cumulative is Meter.read_cumulative
+    assert CodecarbonMeter.update_period_s == 1.0

@@ -247,3 +247,54 @@ def test_describe_and_close(install) -> None:
     meter.close()
     meter.close()  # idempotent
     assert fake.refcount == 0 and fake.shutdown_calls == 1
+
+
+def test_read_cumulative_counter(install) -> None:
+    fake = install([FakeGpu(energy_mj=1_000), FakeGpu(energy_mj=0)])
+    meter = NvmlMeter({})
+    assert meter.update_period_s == 0.1
+    assert meter.read_cumulative() is None  # no window open
+    meter.start()
+    assert meter.read_cumulative() == {"gpu": 0.0}
+    fake.gpus[0].energy_mj += 2_500
+    fake.gpus[1].energy_mj += 500
+    assert meter.read_cumulative() == {"gpu": pytest.approx(3.0)}
+    fake.gpus[0].energy_mj += 1_000
+    (c,) = meter.stop()
+    assert c.energy_j == pytest.approx(4.0)
+    assert meter.read_cumulative() is None
+    meter.close()
+
+
+def test_read_cumulative_polled_is_the_integral_so_far(install) -> None:
+    fake = install([FakeGpu(energy_mj=None, power_mw=100_000)])
+    clock = FakeClock()
+    meter = NvmlMeter({}, poll_interval_s=3600, clock=clock)  # no thread samples: all by hand
+    assert meter.update_period_s == 3600
+    meter.start()
+    clock.t += 1.0
+    assert meter.read_cumulative() == {"gpu": pytest.approx(100.0)}  # a fresh sample now
+    fake.gpus[0].power_mw = 300_000
+    clock.t += 1.0
+    assert meter.read_cumulative() == {"gpu": pytest.approx(300.0)}  # + (100 + 300) / 2 x 1 s
+    (c,) = meter.stop()
+    assert c.energy_j == pytest.approx(300.0)  # the timeline's samples are part of the integral
+    assert c.details["poll_samples"] == 4
+    meter.close()
+
+
+def test_read_cumulative_counter_backwards_raises(install) -> None:
+    fake = install([FakeGpu(energy_mj=10_000)])
+    meter = NvmlMeter({})
+    meter.start()
+    fake.gpus[0].energy_mj = 5
+    with pytest.raises(RuntimeError, match="went backwards"):
+        meter.read_cumulative()
+    meter.close()
+
+
+def test_update_period_mixed_devices(install) -> None:
+    install([FakeGpu(energy_mj=0), FakeGpu(energy_mj=None)])
+    meter = NvmlMeter({}, poll_interval_s=0.25)
+    assert meter.update_period_s == 0.25
+    meter.close()

@@ -39,7 +39,7 @@ def _config(batch_size: int, model: str = "echo-model", **workload: Any) -> dict
 
 def _request(io_dir: Path, configs: list[dict[str, Any]], model: str = "echo-model") -> Path:
     request = {
-        "schema_version": 1,
+        "schema_version": 2,
         "suite": "unit",
         "invocation_id": "inv",
         "load_group": load_group_id(configs[0]),
@@ -52,7 +52,15 @@ def _request(io_dir: Path, configs: list[dict[str, Any]], model: str = "echo-mod
             "revision": None,
             "tokenizer": None,
         },
-        "measurement": {"meters": ["rapl"], "country_iso_code": "USA", "region": None},
+        "measurement": {
+            "meters": ["rapl"],
+            "country_iso_code": "USA",
+            "region": None,
+            "idle_baseline_s": 0.2,
+            "baseline_cache_s": 0,
+            "timeline_interval_s": 0.05,
+            "cv_threshold": 0.1,
+        },
         "experiments": [
             {"experiment_id": f"{i:012x}", "run_id": "inv-c1", "config": c}
             for i, c in enumerate(configs)

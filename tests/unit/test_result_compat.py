@@ -1,5 +1,6 @@
 """Result files written by earlier versions keep loading: real v1 files (from a quickstart run and a
-mixed run with a failed load group) are frozen under tests/data/."""
+mixed run with a failed load group) are frozen under tests/data/; they are upgraded on read and then
+validate against the current schema."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from rich.console import Console
 
 from harness.io import write_json_atomic
 from harness.results import validation_problem
-from lembench.aggregate import runs_frame, summarise
 from lembench.display import runs_table, show_run, summary_table
+from lembench.results.aggregate import runs_frame, summarise
+from lembench.results.migrate import upgrade
 from lembench.store import StoredRun
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -31,11 +33,15 @@ def test_frozen_files_exist() -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_frozen_result_validates(path: Path) -> None:
-    assert validation_problem(json.loads(path.read_text())) is None
+    raw = json.loads(path.read_text())
+    upgraded = upgrade(raw)
+    assert upgraded["schema_version"] == 2
+    assert validation_problem(upgraded) is None
+    assert validation_problem(raw) is not None  # proves the upgrade is what makes it load
 
 
 def test_frozen_results_aggregate_and_display() -> None:
-    runs = [StoredRun(p.parent, json.loads(p.read_text())) for p in FILES]
+    runs = [StoredRun(p.parent, upgrade(json.loads(p.read_text()))) for p in FILES]
     frame = runs_frame(runs)
     assert frame.height == len(FILES)
     summary = summarise(frame)

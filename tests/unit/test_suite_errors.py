@@ -75,8 +75,8 @@ CASES = [
     ),
     pytest.param(HEAD, "s.yaml: experiment: required key missing", id="missing experiment"),
     pytest.param(
-        OK.replace("schema_version: 1", "schema_version: 2"),
-        "s.yaml: schema_version: must be 1 (got 2)",
+        OK.replace("schema_version: 1", "schema_version: 3"),
+        "s.yaml: schema_version: 3 is not allowed; allowed: 1, 2",
         id="schema_version",
     ),
     pytest.param(
@@ -167,7 +167,8 @@ CASES = [
     ),
     pytest.param(
         exp("warmup: {run: 1}"),
-        "s.yaml: experiment.warmup.run: unknown key; did you mean 'runs'? (allowed: runs)",
+        "s.yaml: experiment.warmup.run: unknown key; did you mean 'runs'? "
+        "(allowed: cv_threshold, cv_window, max_runs, runs)",
         id="warmup key",
     ),
     pytest.param(

@@ -48,7 +48,15 @@ def test_settings_defaults_filled(tmp_path: Path) -> None:
         "seed": 0,
         "gap_s": 0,
         "timeout_s": 1800,
-        "measurement": {"meters": ["auto"], "country_iso_code": "USA", "region": None},
+        "measurement": {
+            "meters": ["auto"],
+            "country_iso_code": "USA",
+            "region": None,
+            "idle_baseline_s": 10,
+            "baseline_cache_s": 600,
+            "timeline_interval_s": 0.1,
+            "cv_threshold": 0.1,
+        },
         "description": "",
     }
 
@@ -63,6 +71,10 @@ def test_settings_as_written_win(tmp_path: Path) -> None:
         "meters": ["rapl"],
         "country_iso_code": "USA",
         "region": None,
+        "idle_baseline_s": 10,
+        "baseline_cache_s": 600,
+        "timeline_interval_s": 0.1,
+        "cv_threshold": 0.1,
     }
 
 
@@ -119,7 +131,15 @@ def test_fill_defaults_does_not_modify_input_nor_fill_model() -> None:
 
 def test_fill_defaults_top_level_measurement() -> None:
     filled = fill_defaults({"measurement": {"region": "x"}})
-    assert filled["measurement"] == {"meters": ["auto"], "country_iso_code": "USA", "region": "x"}
+    assert filled["measurement"] == {
+        "meters": ["auto"],
+        "country_iso_code": "USA",
+        "region": "x",
+        "idle_baseline_s": 10,
+        "baseline_cache_s": 600,
+        "timeline_interval_s": 0.1,
+        "cv_threshold": 0.1,
+    }
     assert filled["cycles"] == 1
 
 

@@ -1,0 +1,185 @@
+"""The idle baseline: what the measured devices draw doing nothing, to subtract from a window.
+
+Measured after the model is loaded (memory resident, GPU idle) and before warmup, with the same
+meters as the measured windows, as one window of ``duration_s`` in which the harness only sleeps.
+Idle power per domain = the window's energy / its duration.
+
+Baselines are cached per machine and device set, so a suite of many load groups does not pay for
+one each time: a JSON file per key under ``$LEMBENCH_CACHE_DIR/baselines/`` (else
+``~/.cache/lembench/baselines/``), keyed by the hostname and, per meter, its name and devices
+(NVML GPU UUIDs, RAPL zones). A cached baseline is reused when it is at most ``cache_s`` old and
+was measured over at least (about) the requested duration; an old, unreadable or foreign cache
+file is simply measured over, never an error. ``cache_s == 0`` never reuses (but still records).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.io import write_json_atomic
+from harness.meters.base import Meter
+from harness.meters.chain import combine
+
+log = logging.getLogger("harness")
+
+CACHE_VERSION = 1
+#: A cached baseline measured over less than this share of the requested duration is not reused.
+_MIN_DURATION_SHARE = 0.95
+
+
+@dataclass
+class Baseline:
+    """Idle power of one machine's measured devices (the result's ``energy.baseline``)."""
+
+    power_w: dict[str, float]  # idle power per domain ("gpu", "cpu", "dram")
+    devices: list[dict[str, Any]]  # per device: {"id", "domain", "power_w"}
+    duration_s: float
+    measured_at: str  # ISO 8601, UTC
+    cached: bool  # reused from the cache
+    method: str  # the meters' methods, e.g. "nvml_counter+rapl"
+    is_estimate: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cache_dir() -> Path:
+    """Folder of cached baselines (``$LEMBENCH_CACHE_DIR/baselines`` if set)."""
+    base = os.environ.get("LEMBENCH_CACHE_DIR")
+    root = Path(base).expanduser() if base else Path.home() / ".cache" / "lembench"
+    return root / "baselines"
+
+
+def _identity(meter: Meter) -> dict[str, Any]:
+    """What makes one meter's baseline valid elsewhere: its name, domains and devices."""
+    desc = meter.describe()
+    ident: dict[str, Any] = {"name": meter.name, "domains": sorted(meter.domains)}
+    if desc.get("devices"):
+        ident["devices"] = [str(d.get("uuid") or d.get("index")) for d in desc["devices"]]
+    if desc.get("zones"):
+        ident["root"] = desc.get("root")
+        ident["zones"] = [z["zone"] for z in desc["zones"]]
+    return ident
+
+
+def cache_key(meters: list[Meter]) -> dict[str, Any]:
+    """The cache key of ``meters`` on this host (a JSON-able dict)."""
+    return {
+        "version": CACHE_VERSION,
+        "hostname": socket.gethostname(),
+        "meters": sorted((_identity(m) for m in meters), key=lambda i: i["name"]),
+    }
+
+
+def _cache_path(key: dict[str, Any], folder: Path) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return folder / f"{digest}.json"
+
+
+def _load(
+    path: Path, key: dict[str, Any], duration_s: float, cache_s: float, now: float
+) -> Baseline | None:
+    """The cached baseline at ``path`` if it is usable; None otherwise (never raises)."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry.get("key") != key:  # another key hashed alike, or an older layout
+            return None
+        age = now - float(entry["measured_at_epoch"])
+        if not 0 <= age <= cache_s:
+            return None
+        data = dict(entry["baseline"])
+        if float(data["duration_s"]) < _MIN_DURATION_SHARE * duration_s:
+            return None
+        baseline = Baseline(
+            power_w={str(k): float(v) for k, v in data["power_w"].items()},
+            devices=[dict(d) for d in data["devices"]],
+            duration_s=float(data["duration_s"]),
+            measured_at=str(data["measured_at"]),
+            cached=True,
+            method=str(data["method"]),
+            is_estimate=bool(data["is_estimate"]),
+        )
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # unreadable or corrupt: measure again
+        log.info("ignoring baseline cache %s: %s", path, exc)
+        return None
+    return baseline
+
+
+def _store(path: Path, key: dict[str, Any], baseline: Baseline, epoch: float) -> None:
+    entry = {"key": key, "measured_at_epoch": epoch, "baseline": baseline.to_dict()}
+    try:
+        write_json_atomic(path, entry)
+    except (OSError, ValueError) as exc:  # a read-only home must not fail the run
+        log.info("could not write baseline cache %s: %s", path, exc)
+
+
+def measure_baseline(
+    meters: list[Meter],
+    duration_s: float,
+    cache_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    wall: Callable[[], float] = time.time,
+    folder: Path | None = None,
+) -> Baseline | None:
+    """Idle power of ``meters``' domains: a cached baseline, or one idle window of ``duration_s``.
+
+    None when ``duration_s`` is 0 or there are no meters. ``clock``/``sleep`` time the idle
+    window, ``wall`` (epoch seconds) dates cache entries; ``folder`` overrides ``cache_dir()``.
+    Meter errors propagate (the caller decides: a ``no_baseline`` warning).
+    """
+    if duration_s <= 0 or not meters:
+        return None
+    folder = folder if folder is not None else cache_dir()
+    key = cache_key(meters)
+    path = _cache_path(key, folder)
+    if cache_s > 0:
+        cached = _load(path, key, duration_s, cache_s, wall())
+        if cached is not None:
+            return cached
+
+    epoch = wall()  # the entry is dated from the window's start (ages conservatively)
+    with ExitStack() as stack:
+        for meter in meters:
+            stack.enter_context(meter)
+        t0 = clock()
+        sleep(duration_s)
+        t1 = clock()
+    elapsed = t1 - t0
+    if elapsed <= 0:
+        raise RuntimeError(f"idle baseline window has no duration ({elapsed} s)")
+    components = [c for m in meters for c in m.components]
+    energy = combine(components)
+    power: dict[str, float] = {}
+    devices: list[dict[str, Any]] = []
+    for c in components:
+        power[c.domain] = c.energy_j / elapsed
+        for d in c.devices or [{"id": c.meter, "energy_j": c.energy_j}]:
+            devices.append(
+                {"id": str(d["id"]), "domain": c.domain, "power_w": d["energy_j"] / elapsed}
+            )
+    baseline = Baseline(
+        power_w=power,
+        devices=devices,
+        duration_s=elapsed,
+        measured_at=datetime.fromtimestamp(epoch, UTC).isoformat(),
+        cached=False,
+        method=energy["method"],
+        is_estimate=energy["is_estimate"],
+    )
+    _store(path, key, baseline, epoch)
+    return baseline

@@ -1,0 +1,269 @@
+"""Measuring one experiment: warmup, one measured window, and everything derived from it.
+
+Inside the window only the backend's batches run; the meters and the timeline sampler bracket it.
+Everything else (prompt building, FLOPs counting, phase attribution, checks) happens outside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import Backend, FlopsEstimate, Generation
+from harness.baseline import Baseline
+from harness.io import TIMELINES_DIR
+from harness.meters.base import Meter
+from harness.metrics import compute_metrics, request_timings
+
+
+@dataclass
+class LoadedBackend:
+    """A loaded backend and what the results need to say about it."""
+
+    backend: Backend
+    model_info: dict[str, Any]
+    backend_info: dict[str, Any]
+    flops_cache: dict[int, FlopsEstimate] = field(default_factory=dict)
+
+
+@dataclass
+class Session:
+    """What stays the same for every experiment of one harness process."""
+
+    loaded: LoadedBackend
+    meters: list[Meter]
+    measurement: dict[str, Any]  # the request's measurement block (defaults filled)
+    io_dir: Path
+    base_dir: Path | None = None
+    telemetry: Any = None  # harness.telemetry.Telemetry, None without NVML GPUs
+    baseline: Baseline | None = None
+    gpu_names: list[str] = field(default_factory=list)  # GPUs the model runs on (for MFU/MBU)
+
+
+def measure_experiment(
+    session: Session, config: dict[str, Any], result: dict[str, Any], emit: Any = None
+) -> None:
+    """Warm up, measure one window and fill ``result`` with metrics, energy, flops, requests,
+    timeline and warnings. ``emit(event, **fields)`` reports progress (optional)."""
+    from harness.checks import window_warnings
+    from harness.meters.carbon import co2_grams
+    from harness.meters.chain import combine
+    from harness.timeline import Timeline
+    from harness.warmup import warm_up
+    from harness.workloads import build_prompts
+
+    emit = emit or (lambda *a, **k: None)
+    backend = session.loaded.backend
+    workload = config["workload"]
+    prompts = build_prompts(workload, backend, session.base_dir)
+    size = config["batch_size"]
+    batches = [prompts[i : i + size] for i in range(0, len(prompts), size)]
+    max_new, exact = workload["output_tokens"], workload["exact_output"]
+
+    w = config["warmup"]
+    emit("warmup", runs=w["runs"])
+    # Full-size batches only: a short last batch is faster and would inflate the latency CV.
+    full = [b for b in batches if len(b) == size] or batches
+    warmup = warm_up(
+        lambda i: backend.generate(full[i % len(full)], max_new, exact),
+        runs=w["runs"],
+        cv_threshold=w.get("cv_threshold"),
+        cv_window=w.get("cv_window", 3),
+        max_runs=w.get("max_runs", 20),
+    )
+
+    processes = session.telemetry.processes() if session.telemetry is not None else []
+    interval = session.measurement["timeline_interval_s"]
+    timeline = Timeline(session.meters, interval, session.telemetry)
+    emit("measuring", batches=len(batches))
+    generations: list[tuple[int, Generation]] = []
+    with ExitStack() as stack:
+        for meter in session.meters:
+            stack.enter_context(meter)
+        t0 = time.perf_counter()
+        timeline.start(t0)
+        for b, batch in enumerate(batches):
+            generations.extend((b, g) for g in backend.generate(batch, max_new, exact))
+        samples = timeline.stop()
+        t1 = time.perf_counter()
+    duration = t1 - t0
+    components = [c for m in session.meters for c in m.components]
+
+    energy = combine(components)
+    co2_g, co2_info = co2_grams(energy["energy_total_j"], session.measurement)
+    flops = _flops(session.loaded, generations)
+    metrics = compute_metrics(generations, duration, energy, flops, co2_g)
+    requests = request_timings(generations, t0)
+    phases = _energy_breakdown(metrics, energy, session.baseline, samples, requests, components)
+    peak = _utilisation(session, config, metrics, flops, generations)
+    metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
+
+    result["metrics"] = metrics
+    result["energy"] = {
+        "method": energy["method"],
+        "is_estimate": energy["is_estimate"],
+        "components": [c.to_dict() for c in components],
+        "co2": co2_info,
+        "baseline": None if session.baseline is None else session.baseline.to_dict(),
+        "phases": phases,
+    }
+    result["flops"] = {
+        "per_output_token": flops.per_token,
+        "method": flops.method,
+        "params": flops.params,
+        "sequence_length": flops.sequence_length,
+        "note": flops.note,
+        "peak_flops_per_s": peak["peak_flops_per_s"],
+        "peak_memory_bw_bytes_per_s": peak["peak_memory_bw_bytes_per_s"],
+        "peak_source": peak["peak_source"],
+    }
+    result["requests"] = requests
+    result["timeline"] = _write_timeline(
+        session, result["experiment_id"], samples, interval, timeline.errors
+    )
+    result["warnings"] = window_warnings(
+        metrics=metrics,
+        energy=energy,
+        components=components,
+        phases=phases,
+        baseline=session.baseline,
+        samples=samples,
+        meters=session.meters,
+        processes=processes,
+        own_pid=os.getpid(),
+        warmup=warmup,
+        tokens_out=[g.tokens_out for _, g in generations],
+        max_new_tokens=max_new,
+        exact=exact,
+        timeline_errors=timeline.errors,
+        model_on_gpu=bool(session.gpu_names),
+        idle_baseline_s=session.measurement["idle_baseline_s"],
+    )
+
+
+def _flops(loaded: LoadedBackend, generations: list[tuple[int, Generation]]) -> FlopsEstimate:
+    """FLOPs per token at this window's mean sequence length (cached per length; computed outside
+    the measured window)."""
+    gens = [g for _, g in generations]
+    seq = round(sum(g.tokens_in + g.tokens_out for g in gens) / len(gens))
+    if seq not in loaded.flops_cache:
+        loaded.flops_cache[seq] = loaded.backend.flops_per_token(max(seq, 1))
+    return loaded.flops_cache[seq]
+
+
+def _energy_breakdown(
+    metrics: dict[str, Any],
+    energy: dict[str, Any],
+    baseline: Baseline | None,
+    samples: list[dict[str, Any]],
+    requests: list[dict[str, Any]],
+    components: list[Any],
+) -> dict[str, Any] | None:
+    """Net energy (idle subtracted) and prefill/decode attribution; fills the metrics' net and
+    phase fields and returns the result's ``energy.phases`` block (None without energy)."""
+    from harness.phases import attribute
+
+    total = energy["energy_total_j"]
+    domains = sorted({c.domain for c in components})
+    duration, tokens_in, tokens_out = (
+        metrics["duration_s"],
+        metrics["tokens_in"],
+        metrics["tokens_out"],
+    )
+    idle_w = None
+    if baseline is not None and domains:
+        # Only the domains measured in the window: gross and idle must cover the same hardware.
+        idle_w = sum(baseline.power_w.get(d, 0.0) for d in domains)
+    net = None if total is None or idle_w is None else total - idle_w * duration
+    metrics.update(
+        idle_power_w=idle_w,
+        energy_net_j=net,
+        j_per_output_token_net=None if net is None or not tokens_out else net / tokens_out,
+        energy_idle_j=None if idle_w is None else idle_w * duration,
+        energy_prefill_j=None,
+        energy_decode_j=None,
+        j_per_input_token_prefill=None,
+        j_per_output_token_decode=None,
+    )
+    if total is None:
+        return None
+    batches: dict[int, list[float]] = {}
+    for r in requests:
+        b = batches.setdefault(r["batch"], [r["t_start_s"], r["t_first_token_s"], r["t_end_s"]])
+        b[0] = min(b[0], r["t_start_s"])
+        if r["t_first_token_s"] is not None:
+            b[1] = r["t_first_token_s"] if b[1] is None else min(b[1], r["t_first_token_s"])
+        b[2] = max(b[2], r["t_end_s"])
+    spans = [(s, f if f is not None else e, e) for s, f, e in batches.values()]
+    phases = attribute(
+        samples,
+        spans,
+        duration,
+        idle_w or 0.0,
+        total,
+        domains,
+        # Per-domain totals let closure check each sampled series against its own meter.
+        domain_totals_j={c.domain: c.energy_j for c in components},
+    )
+    metrics.update(
+        energy_prefill_j=phases.prefill_j,
+        energy_decode_j=phases.decode_j,
+        j_per_input_token_prefill=phases.prefill_j / tokens_in if tokens_in else None,
+        j_per_output_token_decode=phases.decode_j / tokens_out if tokens_out else None,
+    )
+    return phases.to_dict()
+
+
+def _utilisation(
+    session: Session,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    flops: FlopsEstimate,
+    generations: list[tuple[int, Generation]],
+) -> dict[str, Any]:
+    """MFU and MBU against the device peak table (None with "no peak known" on CPUs)."""
+    from harness.peaks import utilisation
+
+    steps: dict[int, int] = {}
+    for b, g in generations:
+        steps[b] = max(steps.get(b, 0), g.tokens_out)
+    return utilisation(
+        flops_per_token=flops.per_token,
+        tokens_in=metrics["tokens_in"],
+        tokens_out=metrics["tokens_out"],
+        duration_s=metrics["duration_s"],
+        params=flops.params,
+        precision=config["precision"],
+        decode_steps=sum(steps.values()),
+        devices=session.gpu_names,
+    )
+
+
+def _write_timeline(
+    session: Session,
+    experiment_id: str,
+    samples: list[dict[str, Any]],
+    interval: float,
+    errors: int,
+) -> dict[str, Any] | None:
+    """Write the samples as JSON Lines beside the result; the controller stores the file."""
+    if not samples:
+        return None
+    path = session.io_dir / TIMELINES_DIR / f"{experiment_id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for sample in samples:
+            f.write(json.dumps(sample, separators=(",", ":")) + "\n")
+    fields = sorted({k for s in samples for k in s})
+    return {
+        "file": "timeline.jsonl",
+        "interval_s": interval,
+        "samples": len(samples),
+        "fields": fields,
+        "errors": errors,
+    }
