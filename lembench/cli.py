@@ -6,6 +6,7 @@ but some experiments failed (each failure is stored with its reason); 130 interr
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from lembench import __version__
+from lembench.doctor import doctor_command
 from lembench.errors import UserError
+from lembench.images import images_group
+from lembench.report.commands import export_command, report_command
 
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -45,13 +49,19 @@ def cli() -> None:
 @click.option(
     "--resume", is_flag=True, help="Skip runs already stored successfully for this suite."
 )
-def run(suite_file: str, results_dir: Path, resume: bool) -> None:
+@click.option(
+    "--runtime",
+    "runtime_name",
+    type=click.Choice(["auto", "local", "docker"]),
+    help="Override the suite's runtime.",
+)
+def run(suite_file: str, results_dir: Path, resume: bool, runtime_name: str | None) -> None:
     """Run every experiment of SUITE (a YAML file) and store the results."""
     from lembench.display import Progress, summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
     from lembench.results.aggregate import runs_frame, summarise
-    from lembench.runtimes import get_runtime
+    from lembench.runtimes import select_runtime
     from lembench.store import ResultStore
     from lembench.suite import load_suite
 
@@ -62,7 +72,9 @@ def run(suite_file: str, results_dir: Path, resume: bool) -> None:
     cycles = suite.settings["cycles"]
     total = len(suite.experiments) * cycles
     todo = sum(len(launch.experiments) for launch in launches)
-    runtime = get_runtime(suite.settings["runtime"])
+    runtime, notice = select_runtime(suite.settings, runtime_name)
+    if notice:
+        err.print(notice, soft_wrap=True)
     out.print(
         f"suite [bold]{suite.name}[/bold]: {len(suite.experiments)} experiments x {cycles} cycles"
         f" = {total} runs in {len(launches)} harness launches (runtime: {runtime.name},"
@@ -182,8 +194,23 @@ def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool
         show_run(out, run)
 
 
+# Commands that live in their own modules (containers, report); their modules import heavy
+# libraries only when a command runs.
+cli.add_command(images_group)
+cli.add_command(doctor_command)
+cli.add_command(report_command)
+results.add_command(export_command)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (a scheduler, `kill`) unwinds like Ctrl-C, so the runtime stops the harness's whole
+    # process group instead of leaving it running after the controller is gone.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: bad input is one line and exit code 2, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
     except UserError as e:

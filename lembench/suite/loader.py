@@ -30,7 +30,17 @@ from lembench.suite.expand import (
 from lembench.suite.extends import load_with_extends, read_file
 from lembench.suite.messages import explain, format_path, pick, show, type_word
 
-SETTINGS = ("runtime", "cycles", "order", "seed", "gap_s", "timeout_s", "measurement")
+SETTINGS = (
+    "runtime",
+    "image",
+    "gpus",
+    "cycles",
+    "order",
+    "seed",
+    "gap_s",
+    "timeout_s",
+    "measurement",
+)
 
 
 @dataclass(frozen=True)

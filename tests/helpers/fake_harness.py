@@ -5,6 +5,9 @@ run <request>``. Its behaviour is read from ``behaviour.txt`` beside the request
 - ``hang``: start a child process, write both pids to ``pids.txt``, then sleep forever
 - ``env``: write the environment it sees to ``env.json`` and exit 0
 - ``fatal REASON CODE``: write ``fatal.json`` with REASON and exit with CODE
+Without behaviour.txt, the variable LEMBENCH_FAKE_BEHAVIOUR says it (it passes the runtime's
+allowlist), for tests that drive the whole CLI.
+
 - ``invalid``: write a result for each requested experiment that does not validate, exit 0
 """
 
@@ -16,7 +19,12 @@ import time
 from pathlib import Path
 
 io_dir = Path(sys.argv[2]).parent
-behaviour = (io_dir / "behaviour.txt").read_text().split()
+behaviour_file = io_dir / "behaviour.txt"
+behaviour = (
+    behaviour_file.read_text().split()
+    if behaviour_file.exists()
+    else os.environ.get("LEMBENCH_FAKE_BEHAVIOUR", "exit 70").split()
+)
 print(f"fake harness: {' '.join(behaviour)}", flush=True)
 if behaviour[0] == "exit":
     sys.exit(int(behaviour[1]))

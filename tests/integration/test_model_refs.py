@@ -76,6 +76,8 @@ def test_hub_id_from_the_local_hf_cache(reference, tmp_path: Path) -> None:
             str(suite),
             "--results-dir",
             str(tmp_path / "results"),
+            "--runtime",  # this tier is about the local runtime, engine or not
+            "local",
         ],
         capture_output=True,
         text=True,

@@ -81,3 +81,53 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 def test_default_command_is_this_interpreters_harness() -> None:
     assert LocalRuntime().command == [sys.executable, "-m", "harness"]
+
+
+def test_sigterm_to_the_controller_stops_the_harness(tmp_path: Path) -> None:
+    """`kill <lembench pid>` must not orphan the harness (it runs in its own session)."""
+    import signal
+    import subprocess
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "schema_version: 1\nname: t\nexperiment:\n  backend: pytorch\n  model: smollm2-135m\n"
+    )
+    script = (
+        "import sys; from lembench.runtimes import local; "
+        f"local.LocalRuntime.__init__.__defaults__ = ([sys.executable, {str(FAKE_HARNESS)!r}],); "
+        "from lembench.cli import main; main()"
+    )
+    # The fake harness hangs (behaviour.txt is read from the io folder: make every io folder hang).
+    env = {**__import__("os").environ, "LEMBENCH_FAKE_BEHAVIOUR": "hang"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "run",
+            str(suite),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--runtime",
+            "local",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    pids_file = None
+    while time.monotonic() < deadline and pids_file is None:
+        found = list((tmp_path / "r").glob(".work/*/*/pids.txt"))
+        pids_file = found[0] if found and found[0].read_text().strip() else None
+        time.sleep(0.2)
+    assert pids_file is not None, proc.stderr.read() if proc.poll() is not None else "no harness"
+    parent, child = map(int, pids_file.read_text().split())
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 130
+    deadline = time.monotonic() + 10
+    while (_alive(parent) or _alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(parent) and not _alive(child)

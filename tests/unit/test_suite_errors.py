@@ -98,8 +98,9 @@ CASES = [
         id="order enum",
     ),
     pytest.param(
-        OK + "runtime: docker\n",
-        "s.yaml: runtime: 'docker' is not allowed; allowed: local",
+        OK + "runtime: dockr\n",
+        "s.yaml: runtime: 'dockr' is not allowed; did you mean 'docker'? "
+        "allowed: auto, local, docker",
         id="runtime enum",
     ),
     pytest.param(

@@ -42,7 +42,9 @@ def test_minimal_suite_fields(tmp_path: Path) -> None:
 def test_settings_defaults_filled(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path, "s.yaml", MINIMAL))
     assert suite.settings == {
-        "runtime": "local",
+        "runtime": "auto",
+        "image": None,
+        "gpus": "all",
         "cycles": 1,
         "order": "interleaved",
         "seed": 0,

@@ -1,0 +1,259 @@
+"""Self test of an environment (an image, or the host): ``python -m harness check``.
+
+Reports what this environment can measure: NVML devices (GPU energy), RAPL readability (CPU/DRAM
+energy), whether codecarbon is present (the CPU estimate), and which inference engines import.
+The report is JSON on stdout (for ``lembench doctor`` and scripts); human lines go to stderr.
+
+Exit status: 0, or 65 (``ExitCode.BACKEND_UNAVAILABLE``) when a backend named with ``--backend``
+cannot be imported: images run ``python -m harness check --backend <theirs>`` as their build-time
+self test, so an image whose engine does not import fails to build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from typing import Any
+
+from harness import __version__
+from harness.exitcodes import ExitCode
+
+#: Backend name -> the modules its engine needs (imported for real by the check). Backends of the
+#: images that the harness has no backend module for yet are listed so images can be checked.
+ENGINES: dict[str, tuple[str, ...]] = {
+    "pytorch": ("torch", "transformers", "gguf"),
+    "vllm": ("vllm",),
+    "tensorrt-llm": ("tensorrt_llm",),
+    "llamacpp": ("llama_cpp",),
+}
+#: Module -> distribution, for version numbers.
+DISTRIBUTIONS = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "gguf": "gguf",
+    "vllm": "vllm",
+    "tensorrt_llm": "tensorrt-llm",
+    "llama_cpp": "llama_cpp_python",
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_nvml() -> dict[str, Any]:
+    """NVML: the driver, and each device with its energy method (counter or power polling)."""
+    try:
+        import pynvml
+    except ImportError as exc:
+        return {"available": False, "error": _one_line(exc), "devices": []}
+    try:
+        pynvml.nvmlInit()
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return {"available": False, "error": _one_line(exc), "devices": []}
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        devices = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            try:
+                pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+                method = "nvml_counter"
+            except Exception:
+                method = "nvml_power_poll"
+            name = pynvml.nvmlDeviceGetName(handle)
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            devices.append(
+                {
+                    "index": i,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "uuid": uuid.decode() if isinstance(uuid, bytes) else uuid,
+                    "method": method,
+                }
+            )
+        return {
+            "available": bool(devices),
+            "error": None if devices else "NVML works but sees no GPU",
+            "driver": driver.decode() if isinstance(driver, bytes) else driver,
+            "devices": devices,
+        }
+    except Exception as exc:
+        return {"available": False, "error": _one_line(exc), "devices": []}
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+
+
+def check_rapl() -> dict[str, Any]:
+    """RAPL: readable package (and DRAM) counters, as the meter would use them."""
+    from harness.meters.base import MeterUnavailable
+    from harness.meters.rapl import RaplMeter
+
+    try:
+        meter = RaplMeter({})
+    except MeterUnavailable as exc:
+        return {"readable": False, "error": str(exc), "domains": []}
+    except Exception as exc:
+        return {"readable": False, "error": _one_line(exc), "domains": []}
+    return {
+        "readable": True,
+        "error": None,
+        "domains": list(meter.domains),
+        "root": str(meter.root),
+    }
+
+
+def check_codecarbon() -> dict[str, Any]:
+    """codecarbon (the CPU/RAM estimate when RAPL is unreadable): present or not (not imported)."""
+    present = importlib.util.find_spec("codecarbon") is not None
+    return {"present": present, "version": _version("codecarbon") if present else None}
+
+
+def check_backend(name: str, *, force: bool) -> dict[str, Any]:
+    """Import the engine modules of backend ``name`` (all of them when ``force``; else only when
+    the first one is installed) and, if the harness has a backend module for it, that too."""
+    from harness import registry
+
+    modules = ENGINES.get(name, ())
+    registered = name in registry.names("backend")
+    entry: dict[str, Any] = {
+        "registered": registered,
+        "importable": False,
+        "error": None,
+        "versions": {},
+        "import_s": None,
+    }
+    if modules and not force and importlib.util.find_spec(modules[0]) is None:
+        entry["error"] = f"not installed (no module {modules[0]!r})"
+        return entry
+    start = time.perf_counter()
+    try:
+        for module in modules:
+            importlib.import_module(module)
+            entry["versions"][module] = _version(DISTRIBUTIONS.get(module, module))
+        if registered:
+            registry.load(name, "backend")
+    except Exception as exc:  # ImportError, but also OSError from missing CUDA libraries
+        entry["error"] = _one_line(exc)
+    else:
+        entry["importable"] = True
+        if "torch" in modules:
+            import torch
+
+            entry["cuda_available"] = bool(torch.cuda.is_available())
+            entry["cuda_devices"] = torch.cuda.device_count() if entry["cuda_available"] else 0
+    entry["import_s"] = round(time.perf_counter() - start, 2)
+    return entry
+
+
+def report(backends: list[str] | None = None) -> dict[str, Any]:
+    """The whole self test. ``backends``: check only these (each imported for real); default:
+    every known backend that is installed."""
+    from harness import registry
+
+    names = backends or sorted(set(ENGINES) | set(registry.names("backend")))
+    nvml = check_nvml()
+    rapl = check_rapl()
+    codecarbon = check_codecarbon()
+    checked = {name: check_backend(name, force=bool(backends)) for name in names}
+    gpu = None
+    if nvml["available"]:
+        methods = {d["method"] for d in nvml["devices"]}
+        gpu = "nvml_counter" if methods == {"nvml_counter"} else "nvml_power_poll"
+    cpu = "rapl" if rapl["readable"] else ("estimate_codecarbon" if codecarbon["present"] else None)
+    return {
+        "harness_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        "image_digest": os.environ.get("LEMBENCH_IMAGE_DIGEST"),
+        "nvml": nvml,
+        "rapl": rapl,
+        "codecarbon": codecarbon,
+        "backends": checked,
+        "measures": {"gpu_energy": gpu, "cpu_energy": cpu},
+    }
+
+
+def human_lines(rep: dict[str, Any]) -> list[str]:
+    """The report as short lines for a person."""
+    nvml, rapl, cc = rep["nvml"], rep["rapl"], rep["codecarbon"]
+    where = "container" if rep["in_container"] else "host"
+    lines = [f"lembench harness {rep['harness_version']} (python {rep['python']}, {where})"]
+    if nvml["available"]:
+        devs = ", ".join(f"{d['index']}: {d['name']} ({d['method']})" for d in nvml["devices"])
+        lines.append(f"  NVML       yes, driver {nvml.get('driver')}: {devs}")
+    else:
+        lines.append(f"  NVML       no ({nvml['error']})")
+    if rapl["readable"]:
+        lines.append(f"  RAPL       yes ({', '.join(rapl['domains'])} under {rapl['root']})")
+    else:
+        lines.append(f"  RAPL       no ({rapl['error']})")
+    lines.append(
+        f"  codecarbon {'yes ' + str(cc['version']) if cc['present'] else 'no'}"
+        " (CPU/RAM estimate when RAPL is unreadable)"
+    )
+    for name, b in rep["backends"].items():
+        if b["importable"]:
+            versions = ", ".join(f"{m} {v}" for m, v in b["versions"].items())
+            extra = ""
+            if "cuda_available" in b:
+                extra = (
+                    f"; CUDA devices: {b['cuda_devices']}" if b["cuda_available"] else "; no CUDA"
+                )
+            note = "" if b["registered"] else " (engine only: no lembench backend yet)"
+            lines.append(f"  backend    {name}: imports ({versions}{extra}){note}")
+        else:
+            lines.append(f"  backend    {name}: no ({b['error']})")
+    m = rep["measures"]
+    cpu = {"rapl": "measured (RAPL)", "estimate_codecarbon": "estimated (codecarbon)"}.get(
+        m["cpu_energy"], "none"
+    )
+    gpu = f"measured ({m['gpu_energy']})" if m["gpu_energy"] else "none"
+    lines.append(f"  measures   GPU energy: {gpu}; CPU energy: {cpu}")
+    return lines
+
+
+def main(backends: list[str] | None = None, quiet: bool = False) -> int:
+    """Print the report (JSON on stdout, lines on stderr); exit status as in the module doc."""
+    import warnings
+
+    from harness import registry
+
+    unknown = [b for b in backends or () if b not in ENGINES and b not in registry.names("backend")]
+    if unknown:
+        allowed = ", ".join(sorted(set(ENGINES) | set(registry.names("backend"))))
+        print(f"unknown backend {unknown[0]!r} (allowed: {allowed})", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # library import chatter is not part of the report
+        rep = report(backends)
+    json.dump(rep, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if not quiet:
+        for line in human_lines(rep):
+            print(line, file=sys.stderr)
+    missing = [b for b in backends or () if not rep["backends"][b]["importable"]]
+    if missing:
+        print(
+            f"backend {missing[0]} is unavailable here: {rep['backends'][missing[0]]['error']}",
+            file=sys.stderr,
+        )
+        return ExitCode.BACKEND_UNAVAILABLE
+    return ExitCode.OK

@@ -1,0 +1,113 @@
+"""Click commands of the report: ``report_command`` (registered as ``lembench report``) and
+``export_command`` (registered as ``lembench results export``).
+
+Both raise ``lembench.errors.UserError`` on bad input (one line, exit code 2 through
+``lembench.cli.main``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lembench.report import EXPORT_FORMATS
+
+
+@click.command("report")
+@click.argument(
+    "results_dir", metavar="RESULTS_DIR", type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the site to (created; a previous lembench site there is replaced).",
+)
+@click.option("--suite", help="Only runs of this suite.")
+@click.option(
+    "--allow-mixed",
+    is_flag=True,
+    help="Report experiments whose runs come from different environments (GPUs, driver, CPU, "
+    "versions) or mix measured and estimated energy, flagged, instead of refusing.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty folder that is not a lembench site (its files are kept).",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(min=10),
+    default=500,
+    show_default=True,
+    help="Leaderboard rows per page.",
+)
+def report_command(
+    results_dir: Path,
+    out: Path,
+    suite: str | None,
+    allow_mixed: bool,
+    force: bool,
+    page_size: int,
+) -> None:
+    """Write a static HTML leaderboard of the runs under RESULTS_DIR to --out.
+
+    The site works from file:// or any static host and requests nothing from other hosts: a
+    leaderboard (measured and estimated energy in separate sections), SVG charts, one page per
+    experiment, a methodology page and the aggregated table as CSV and JSON.
+    """
+    from lembench.report.build import build_site
+
+    summary = build_site(
+        results_dir, out, suite=suite, allow_mixed=allow_mixed, force=force, page_size=page_size
+    )
+    click.echo(summary.line())
+
+
+@click.command("export")
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Root of the results store.",
+)
+@click.option("--suite", help="Only runs of this suite.")
+@click.option(
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: stdout; parquet needs a file or a redirect).",
+)
+@click.option(
+    "--runs", "per_run", is_flag=True, help="One row per stored run instead of per experiment."
+)
+@click.option(
+    "--allow-mixed",
+    is_flag=True,
+    help="Aggregate experiments whose runs come from different environments or mix measured "
+    "and estimated energy (flagged) instead of refusing.",
+)
+def export_command(
+    results_dir: Path,
+    suite: str | None,
+    fmt: str,
+    out: Path | None,
+    per_run: bool,
+    allow_mixed: bool,
+) -> None:
+    """Export the aggregated table (one row per experiment: mean, std, n, 95% CI of every metric)
+    or, with --runs, the raw per-run rows, as CSV, Parquet or JSON."""
+    from lembench.report.data import collect
+    from lembench.report.export import export
+    from lembench.report.table import build_rows, table_frame
+
+    collected = collect(results_dir, suite, allow_mixed=allow_mixed or per_run)
+    frame = collected.runs if per_run else table_frame(collected, build_rows(collected))
+    export(frame, fmt, out)
+    if out is not None:
+        what = "runs" if per_run else "experiments"
+        click.echo(f"{frame.height} {what} written to {out} ({fmt})", err=True)

@@ -1,0 +1,235 @@
+"""The leaderboard: one row per experiment, its columns, ranks and the exported table.
+
+Measured and estimated energy are never ranked together: measured rows get rank numbers 1..k by
+gross J/output token (the figure every measured row has; net needs an idle baseline), rows whose
+energy is (partly) modelled are listed in their own section without a rank, and rows without an
+energy figure (failed, or no meter) come last.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from lembench.report.data import Collected, Experiment, Stat, model_label, text
+
+SECTIONS = (
+    ("measured", "Measured energy", "Ranked by mean gross J per output token."),
+    (
+        "estimate",
+        "Estimated energy",
+        "Energy modelled, not measured (e.g. codecarbon's TDP/RAM model): listed by J/token, "
+        "never ranked against measurements.",
+    ),
+    ("none", "No energy figure", "Every run failed, or no meter produced an energy figure."),
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard column: a row attribute (``kind`` text/int) or a metric (``kind`` metric)."""
+
+    key: str
+    label: str
+    kind: str = "text"  # text | int | metric
+    fmt: str = "sig"  # sig | ms | pct | si (metric columns)
+    ci: bool = False  # show the 95% CI half-width
+    title: str = ""
+    filter: bool = False  # offered as a filter
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("rank", "#", "int", title="Rank among measured rows (estimates are not ranked)"),
+    Column("model", "Model", filter=True),
+    Column("backend", "Backend", filter=True),
+    Column("precision", "Precision", filter=True),
+    Column("batch_size", "Batch", "int"),
+    Column("workload", "Workload"),
+    Column("hardware", "Hardware", filter=True),
+    Column(
+        "j_per_output_token",
+        "J/token gross",
+        "metric",
+        ci=True,
+        title="Energy per output token over the window, idle included (mean ± 95% CI)",
+    ),
+    Column(
+        "j_per_output_token_net",
+        "J/token net",
+        "metric",
+        ci=True,
+        title="Energy per output token minus idle power x window (mean ± 95% CI)",
+    ),
+    Column("throughput_out_tok_s", "tok/s", "metric", ci=True, title="Output tokens per second"),
+    Column("ttft_p50_s", "TTFT p50 (ms)", "metric", "ms", title="Time to first token, median"),
+    Column("ttft_p99_s", "TTFT p99 (ms)", "metric", "ms", title="Time to first token, p99"),
+    Column("itl_p50_s", "ITL p50 (ms)", "metric", "ms", title="Inter-token latency, median"),
+    Column("avg_power_w", "Power (W)", "metric", title="Average power over the window (gross)"),
+    Column("flops_per_output_token", "FLOP/token", "metric", "si", title="Forward FLOPs per token"),
+    Column("mfu", "MFU", "metric", "pct", title="Model FLOPs utilisation vs the device peak"),
+    Column("mbu", "MBU", "metric", "pct", title="Memory bandwidth utilisation vs the device peak"),
+    Column("cycles", "Cycles", "int", title="Successful runs (failed runs in brackets)"),
+    Column("energy_method", "Energy method"),
+    Column("warnings", "Warnings"),
+)
+
+FILTERS = tuple(c for c in COLUMNS if c.filter)
+STAT_PARTS = ("mean", "std", "n", "ci95_low", "ci95_high")
+
+
+@dataclass
+class Row:
+    """One leaderboard row."""
+
+    exp: Experiment
+    model: str
+    backend: str
+    precision: str
+    batch_size: int | None
+    workload: str
+    hardware: str
+    energy_class: str
+    energy_method: str
+    n_ok: int
+    n_failed: int
+    warnings: list[str] = field(default_factory=list)
+    rank: int | None = None
+    #: The aggregation's summary row (``<metric>_mean/_std/_n/_ci95_low/_ci95_high`` ...).
+    summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    _stats: dict[str, Stat] = field(default_factory=dict, repr=False)
+
+    @property
+    def cycles(self) -> int:
+        return self.n_ok
+
+    def stat(self, metric: str) -> Stat:
+        """Summary of ``metric`` (built on first use: a page needs ~30, the leaderboard ~11)."""
+        st = self._stats.get(metric)
+        if st is None:
+            st = self._stats[metric] = stat_of(self.summary, metric)
+        return st
+
+
+def workload_label(workload: Any) -> str:
+    """Short display form of a workload, e.g. ``synthetic 32->32 x8``."""
+    if not isinstance(workload, dict):
+        return text(workload, "?")
+    kind = text(workload.get("kind"), "?")
+    out = workload.get("output_tokens", "?")
+    if kind == "synthetic":
+        return (
+            f"synthetic {workload.get('input_tokens', '?')}->{out} x{workload.get('num_prompts')}"
+        )
+    return f"{kind} ->{out} x{workload.get('num_prompts') or 'all'}"
+
+
+def _finite(v: Any) -> float | None:
+    return None if v is None or v != v or v in (math.inf, -math.inf) else v
+
+
+_STAT_KEYS: dict[str, tuple[str, ...]] = {}
+
+
+def stat_of(row: dict[str, Any], metric: str) -> Stat:
+    """The aggregation's summary of ``metric`` in a summary row (polars values: None or floats,
+    NaN and infinities dropped)."""
+    keys = _STAT_KEYS.get(metric)
+    if keys is None:
+        keys = _STAT_KEYS[metric] = tuple(f"{metric}_{part}" for part in STAT_PARTS)
+    mean, std, n, low, high = (row.get(k) for k in keys)
+    return Stat(
+        _finite(mean),
+        _finite(std),
+        n if isinstance(n, int) else 0,
+        _finite(low),
+        _finite(high),
+    )
+
+
+def build_rows(collected: Collected) -> list[Row]:
+    """Leaderboard rows in display order, measured rows ranked."""
+    summary: dict[tuple[str, str], dict[str, Any]] = {}
+    if not collected.summary.is_empty():
+        for r in collected.summary.iter_rows(named=True):
+            summary.setdefault((text(r.get("suite")), text(r.get("experiment_id"))), r)
+    rows: list[Row] = []
+    for exp in collected.experiments.values():
+        s = summary.get(exp.key, {})
+        cfg = exp.config
+        energy_class = exp.energy_class
+        if energy_class == "measured" and s.get("energy_is_estimate"):
+            energy_class = "estimate"
+        # Measurement warnings of the runs, then the aggregation's stability codes.
+        warnings = exp.warning_codes()
+        stability = s.get("stability")
+        warnings += [str(c) for c in stability] if isinstance(stability, list) else []
+        n_ok = len(exp.ok_runs)
+        n_failed = len(exp.runs) - n_ok
+        if n_failed:
+            warnings.append(f"{n_failed} failed run{'s' * (n_failed > 1)}")
+        batch = cfg.get("batch_size")
+        rows.append(
+            Row(
+                exp=exp,
+                model=text(s.get("model")) or model_label(cfg.get("model")),
+                backend=text(s.get("backend")) or text(cfg.get("backend"), "?"),
+                precision=text(s.get("precision")) or text(cfg.get("precision"), "?"),
+                batch_size=batch
+                if isinstance(batch, int) and not isinstance(batch, bool)
+                else None,
+                workload=text(s.get("workload")) or workload_label(cfg.get("workload")),
+                hardware=text(s.get("hardware")) or "?",
+                energy_class=energy_class,
+                energy_method=text(s.get("energy_method")) or "+".join(exp.methods),
+                summary=s,
+                n_ok=n_ok,
+                n_failed=n_failed,
+                warnings=warnings,
+            )
+        )
+    return order_and_rank(rows)
+
+
+def order_and_rank(rows: list[Row]) -> list[Row]:
+    """Sections in order (measured, estimate, none); within one, by J/token then throughput."""
+
+    def key(row: Row) -> tuple[Any, ...]:
+        j = row.stat("j_per_output_token").mean
+        tput = row.stat("throughput_out_tok_s").mean
+        section = [s for s, _, _ in SECTIONS].index(row.energy_class)
+        return (section, j is None, j or 0.0, -(tput or 0.0), row.model, row.exp.experiment_id)
+
+    rows = sorted(rows, key=key)
+    rank = 0
+    for row in rows:
+        if row.energy_class == "measured":
+            rank += 1
+            row.rank = rank
+    return rows
+
+
+def table_frame(collected: Collected, rows: list[Row]) -> pl.DataFrame:
+    """The aggregated table for downloads: the aggregation's summary, unchanged (mean, std, n and
+    95% interval of every metric), in leaderboard order, plus the report's columns: energy class,
+    rank, experiment page and the warnings shown on the leaderboard."""
+    report = pl.DataFrame(
+        {
+            "suite": [r.exp.suite for r in rows],
+            "experiment_id": [r.exp.experiment_id for r in rows],
+            "energy_class": [r.energy_class for r in rows],
+            "rank": pl.Series([r.rank for r in rows], dtype=pl.Int64),
+            "page": pl.Series([r.exp.page or None for r in rows], dtype=pl.String),
+            "report_warnings": pl.Series([r.warnings for r in rows], dtype=pl.List(pl.String)),
+            "_order": pl.Series(range(len(rows)), dtype=pl.Int64),
+        }
+    )
+    summary = collected.summary
+    if summary.is_empty():
+        return report.drop("_order")
+    keys = ["suite", "experiment_id"]
+    report = report.with_columns(pl.col(k).cast(summary.schema[k]) for k in keys)
+    joined = summary.join(report, on=keys, how="left")
+    return joined.sort("_order", nulls_last=True, maintain_order=True).drop("_order")
