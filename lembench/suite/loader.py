@@ -85,6 +85,7 @@ def load_suite(path: str | Path) -> Suite:
         raise UserError(message, file=display, key=format_path(parts))
 
     filled = fill_defaults(doc, "")
+    _check_meters(filled["measurement"]["meters"], display)
     settings = {key: filled[key] for key in SETTINGS}
     settings["description"] = filled.get("description", "")
     sweep = doc.get("sweep") or {}
@@ -170,6 +171,23 @@ def _validate_experiment(
         check_name(config["backend"], "backend")
     except UnknownNameError as exc:
         _fail(str(exc), doc, point, ["backend"], display)
+
+
+def _check_meters(meters: list[str], display: str) -> None:
+    """Meter names are registered ones (built in or from the lembench.meters entry points)."""
+    for index, name in enumerate(meters):
+        if name == "auto":
+            if len(meters) > 1:
+                raise UserError(
+                    "'auto' cannot be combined with named meters",
+                    file=display,
+                    key=f"measurement.meters[{index}]",
+                )
+            continue
+        try:
+            check_name(name, "meter")
+        except UnknownNameError as exc:
+            raise UserError(str(exc), file=display, key=f"measurement.meters[{index}]") from None
 
 
 def _check_workload_file(

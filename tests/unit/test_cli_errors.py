@@ -92,3 +92,17 @@ def test_validate_prints_the_grid(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "3 experiments in 1 load group;" in proc.stdout
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("meters", "expected"),
+    [
+        ("[rapel]", "measurement.meters[0]: unknown meter 'rapel'; did you mean 'rapl'?"),
+        ("[auto, nvml]", "measurement.meters[0]: 'auto' cannot be combined with named meters"),
+    ],
+)
+def test_bad_meter_names(tmp_path: Path, meters: str, expected: str) -> None:
+    (tmp_path / "suite.yaml").write_text(GOOD + f"measurement:\n  meters: {meters}\n")
+    proc = lembench("validate", "suite.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"error: suite.yaml: {expected}")
