@@ -72,7 +72,9 @@ def run(suite_file: str, results_dir: Path, resume: bool, runtime_name: str | No
     cycles = suite.settings["cycles"]
     total = len(suite.experiments) * cycles
     todo = sum(len(launch.experiments) for launch in launches)
-    runtime, notice = select_runtime(suite.settings, runtime_name)
+    runtime, notice = select_runtime(
+        suite.settings, runtime_name, backends={e.config["backend"] for e in suite.experiments}
+    )
     if notice:
         err.print(notice, soft_wrap=True)
     out.print(

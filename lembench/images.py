@@ -91,25 +91,34 @@ def build_image(
     force: bool = False,
     echo: Any = None,
 ) -> tuple[Any, bool]:
-    """Build ``name`` (unless an image of these sources exists); returns (image, built)."""
+    """Build ``name`` (unless an image of these sources exists); returns (image, built).
+
+    Without ``base_image``, a rebuild keeps the base the existing image was built on (its
+    dev.lembench.base label), else the Dockerfile's default."""
     from lembench.runtimes.engine import docker_sdk, one_line
 
     docker = docker_sdk()
     tag = image_ref(name)
     source = source_digest(root, name)
-    if not force:
-        try:
-            image = client.images.get(tag)
-            labels = image.labels or {}
-            same_base = base_image is None or labels.get(LABEL_BASE) == base_image
-            if (
-                labels.get(LABEL_SOURCE) == source
-                and labels.get(LABEL_VERSION) == __version__
-                and same_base
-            ):
-                return image, False
-        except docker.errors.NotFound:
-            pass
+    try:
+        existing = client.images.get(tag)
+    except docker.errors.NotFound:
+        existing = None
+    labels = (existing.labels or {}) if existing is not None else {}
+    if base_image is None and labels.get(LABEL_BASE):
+        base_image = labels[LABEL_BASE]
+    if (
+        existing is not None
+        and not force
+        and (
+            labels.get(LABEL_SOURCE) == source
+            and labels.get(LABEL_VERSION) == __version__
+            and labels.get(LABEL_BASE) == base_image
+        )
+    ):
+        return existing, False
+    if echo is not None:
+        echo(f"base image: {base_image or default_base(root, name)}")
     args = {"LEMBENCH_VERSION": __version__, "LEMBENCH_SOURCE": source}
     if base_image:
         args["BASE_IMAGE"] = base_image
@@ -133,7 +142,7 @@ def build_image(
             if "error" in chunk or "errorDetail" in chunk:
                 last_error = chunk.get("error") or chunk["errorDetail"].get("message")
             text = chunk.get("stream")
-            if text and echo is not None:
+            if text and text.strip() and echo is not None:
                 echo(text.rstrip("\n"))
     except docker.errors.DockerException as exc:
         raise UserError(f"building {tag} failed: {one_line(exc)}") from None
@@ -190,8 +199,7 @@ def build_command(
         click.echo(f"  {line}", err=True)
 
     for name in chosen:
-        base = base_image or default_base(root, name)
-        click.echo(f"building {image_ref(name)} on {base} (engine {url})", err=True)
+        click.echo(f"building {image_ref(name)} (engine {url})", err=True)
         image, built = build_image(
             client,
             root,

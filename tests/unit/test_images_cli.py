@@ -13,6 +13,7 @@ from harness import __version__
 from lembench.doctor import doctor_command
 from lembench.errors import UserError
 from lembench.imagedefs import (
+    LABEL_BASE,
     LABEL_SOURCE,
     LABEL_VERSION,
     image_ref,
@@ -57,6 +58,13 @@ def test_build_skips_an_image_of_the_same_sources(engine) -> None:
     assert result.exit_code == 0 and "up to date" in result.output and not engine.builds
     forced = CliRunner().invoke(images_group, ["build", "cpu", "--force", "--base-image", "b:1"])
     assert forced.exit_code == 0 and engine.builds[0]["buildargs"]["BASE_IMAGE"] == "b:1"
+
+
+def test_rebuild_keeps_the_recorded_base(engine) -> None:
+    engine.add_image(CPU, {LABEL_VERSION: __version__, LABEL_SOURCE: "old", LABEL_BASE: "b:1"})
+    result = CliRunner().invoke(images_group, ["build", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert engine.builds[0]["buildargs"]["BASE_IMAGE"] == "b:1"
 
 
 @pytest.mark.parametrize(
