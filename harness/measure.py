@@ -6,7 +6,6 @@ Everything else (prompt building, FLOPs counting, phase attribution, checks) hap
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import ExitStack
@@ -254,11 +253,9 @@ def _write_timeline(
     """Write the samples as JSON Lines beside the result; the controller stores the file."""
     if not samples:
         return None
-    path = session.io_dir / TIMELINES_DIR / f"{experiment_id}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for sample in samples:
-            f.write(json.dumps(sample, separators=(",", ":")) + "\n")
+    from harness.timeline import write_timeline
+
+    write_timeline(session.io_dir / TIMELINES_DIR / f"{experiment_id}.jsonl", samples)
     fields = sorted({k for s in samples for k in s})
     return {
         "file": "timeline.jsonl",

@@ -7,13 +7,13 @@ import json
 import re
 import shlex
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import yaml
 from markupsafe import Markup
 
 from harness.metrics import METRIC_DEFINITIONS
+from harness.timeline import read_timeline
 from lembench.report import charts
 from lembench.report.data import Experiment, RunInfo, number, text
 from lembench.report.fmt import esc, sort_key, stat_html, stat_title, value
@@ -29,7 +29,6 @@ SUITE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 #: Suite measurement settings a reproduction snippet may carry (v1 keys, then v2-only keys).
 MEASUREMENT_V1 = ("meters", "country_iso_code", "region")
 MEASUREMENT_V2 = ("idle_baseline_s", "baseline_cache_s", "timeline_interval_s", "cv_threshold")
-TIMELINE_MAX_LINES = 200_000
 
 BADGE_ESTIMATE = Markup(
     '<span class="badge estimate" title="energy modelled, not measured">estimate</span>'
@@ -168,26 +167,6 @@ def batch_panels(rows: list[Row], limit: int = 24) -> tuple[list[dict[str, Any]]
             {"title": title, "svg": charts.batch_chart(list(series.values()), title, f"batch-{i}")}
         )
     return panels, max(0, len(ranked) - limit)
-
-
-def read_timeline(path: Path) -> list[dict[str, Any]]:
-    """Samples of a timeline.jsonl (bad lines skipped; an unreadable file is no timeline)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            lines = [line for _, line in zip(range(TIMELINE_MAX_LINES), f, strict=False)]
-    except (OSError, UnicodeDecodeError):
-        return []
-    lines = [line for line in lines if line.strip()]
-    try:  # one C-speed parse of the whole file; line by line only when some line is bad
-        samples = json.loads("[" + ",".join(lines) + "]")
-    except json.JSONDecodeError:
-        samples = []
-        for line in lines:
-            try:
-                samples.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return [s for s in samples if isinstance(s, dict)]
 
 
 def _idle_power(run: RunInfo) -> float | None:
