@@ -32,6 +32,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "vllm": ("vllm",),
     "tensorrt-llm": ("tensorrt_llm",),
     "llamacpp": ("llama_cpp",),
+    "openai": ("httpx",),
 }
 #: Module -> distribution, for version numbers.
 DISTRIBUTIONS = {

@@ -70,7 +70,12 @@ def matmul_params(model: Any) -> int:
     head = model.get_output_embeddings()
     n = total - int(embed.weight.numel())
     if head is not None:
-        tied = head.weight is embed.weight or head.weight.data_ptr() == embed.weight.data_ptr()
+        # Meta tensors (weightless models built from a config) all have data_ptr() 0: only
+        # identity tells tied from untied there.
+        same_storage = (
+            not embed.weight.is_meta and head.weight.data_ptr() == embed.weight.data_ptr()
+        )
+        tied = head.weight is embed.weight or same_storage
         if tied:
             n += int(head.weight.numel())
     return n
@@ -163,3 +168,29 @@ def estimate_flops_per_token(model: Any, config: Any, sequence_length: int) -> F
         note = "2 x parameters (no attention term); " + " | ".join(reasons)
         return FlopsEstimate(2.0 * params, "params_x2", params, sequence_length, note)
     return FlopsEstimate(None, "unavailable", params, sequence_length, " | ".join(reasons))
+
+
+def estimate_from_config(config: Any, sequence_length: int) -> FlopsEstimate:
+    """Forward FLOPs per token from a Hugging Face config alone (a ``PretrainedConfig`` or its
+    config.json as a dict), for engines whose weights are not torch modules (vLLM, TensorRT-LLM).
+
+    The architecture is built on torch's meta device (no memory, no weights) to count its
+    parameters exactly; calflops needs real tensors, so the method is ``analytical``. Never raises:
+    an unknown architecture gives ``unavailable`` with the reason."""
+    try:
+        import torch
+        import transformers
+
+        if isinstance(config, dict):
+            fields = dict(config)
+            config = transformers.AutoConfig.for_model(fields.pop("model_type"), **fields)
+        with torch.device("meta"):
+            skeleton = transformers.AutoModelForCausalLM.from_config(config)
+        params = count_params(skeleton)
+        value, note = _analytical(skeleton, config, sequence_length)
+    except Exception as exc:  # unknown architecture, missing config fields: say why
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        reason = f"{type(exc).__name__}: {first}"[:300]
+        return FlopsEstimate(None, "unavailable", None, sequence_length, reason)
+    note += " (architecture from the config on the meta device)"
+    return FlopsEstimate(value, "analytical", params, sequence_length, note)

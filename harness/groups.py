@@ -1,7 +1,8 @@
 """Load groups: experiments that can share one model load.
 
 Two experiments share a load group when everything that shapes the loaded model is equal: backend,
-model, precision, device and the backend's own option block (``pytorch:`` for the pytorch backend).
+model, precision, device, ``weights`` and the backend's own option block (``pytorch:``, ``vllm:``,
+``tensorrt:`` ...).
 The controller groups by it; the harness checks that a request holds one group only.
 """
 
@@ -14,14 +15,19 @@ from typing import Any
 
 def load_key(config: dict[str, Any]) -> dict[str, Any]:
     """The part of an expanded experiment config that determines the model load."""
+    from harness.registry import option_block
+
     backend = config["backend"]
-    return {
+    key = {
         "backend": backend,
         "model": config["model"],
         "precision": config["precision"],
         "device": config["device"],
-        "options": config.get(backend),
+        "options": config.get(option_block(backend)),
     }
+    if "weights" in config:  # only when given, so groups of older suites keep their ids
+        key["weights"] = config["weights"]
+    return key
 
 
 def load_group_id(config: dict[str, Any]) -> str:

@@ -49,27 +49,47 @@ def measure_experiment(
 ) -> None:
     """Warm up, measure one window and fill ``result`` with metrics, energy, flops, requests,
     timeline and warnings. ``emit(event, **fields)`` reports progress (optional)."""
+    from harness.batching import make_batches
     from harness.checks import window_warnings
+    from harness.decoding import resolve as resolve_sampling
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.timeline import Timeline
     from harness.warmup import warm_up
-    from harness.workloads import build_prompts
+    from harness.workloads import WorkloadError, build_prompts
 
     emit = emit or (lambda *a, **k: None)
     backend = session.loaded.backend
     workload = config["workload"]
+    traffic = config.get("traffic")
+    if traffic and not backend.supports_traffic:
+        # The controller refuses this at suite load; a third-party backend may still get here.
+        raise WorkloadError(f"the {backend.name} backend does not serve traffic (traffic:)")
+    sampling = resolve_sampling(config.get("decoding"))
     prompts = build_prompts(workload, backend, session.base_dir)
     size = config["batch_size"]
-    batches = [prompts[i : i + size] for i in range(0, len(prompts), size)]
     max_new, exact = workload["output_tokens"], workload["exact_output"]
+    batches = make_batches(prompts, size, max_new, config.get("batching"))
 
     w = config["warmup"]
     emit("warmup", runs=w["runs"])
     # Full-size batches only: a short last batch is faster and would inflate the latency CV.
+    # (Dynamic strategies vary the size by design: every batch then takes its turn.)
+    strategy = (config.get("batching") or {}).get("strategy", "static")
     full = [b for b in batches if len(b) == size] or batches
+    warm = full if strategy.endswith("static") else batches
+    if traffic:
+        # Warm the serving path itself (an engine may keep a separate one for static batches,
+        # which must not be switched in inside the measured window).
+        def one_warmup(i: int) -> list[Generation]:
+            return _serve_together(backend, warm[i % len(warm)], max_new, exact, sampling)
+    else:
+
+        def one_warmup(i: int) -> list[Generation]:
+            return backend.generate(warm[i % len(warm)], max_new, exact, sampling)
+
     warmup = warm_up(
-        lambda i: backend.generate(full[i % len(full)], max_new, exact),
+        one_warmup,
         runs=w["runs"],
         cv_threshold=w.get("cv_threshold"),
         cv_window=w.get("cv_window", 3),
@@ -79,15 +99,25 @@ def measure_experiment(
     processes = session.telemetry.processes() if session.telemetry is not None else []
     interval = session.measurement["timeline_interval_s"]
     timeline = Timeline(session.meters, interval, session.telemetry)
-    emit("measuring", batches=len(batches))
+    emit("measuring", batches=len(prompts) if traffic else len(batches))
     generations: list[tuple[int, Generation]] = []
+    served = None
+    if traffic:
+        from harness.traffic import run_traffic  # imported outside the measured window
     with ExitStack() as stack:
         for meter in session.meters:
             stack.enter_context(meter)
         t0 = time.perf_counter()
         timeline.start(t0)
-        for b, batch in enumerate(batches):
-            generations.extend((b, g) for g in backend.generate(batch, max_new, exact))
+        if traffic:
+            served = run_traffic(backend, prompts, traffic, max_new, exact, sampling, t0)
+            # Each request is its own "batch": its spans may overlap others' (phases handles it).
+            generations.extend(enumerate(served.generations))
+        else:
+            for b, batch in enumerate(batches):
+                generations.extend(
+                    (b, g) for g in backend.generate(batch, max_new, exact, sampling)
+                )
         samples = timeline.stop()
         t1 = time.perf_counter()
     duration = t1 - t0
@@ -99,7 +129,7 @@ def measure_experiment(
     metrics = compute_metrics(generations, duration, energy, flops, co2_g)
     requests = request_timings(generations, t0)
     phases = _energy_breakdown(metrics, energy, session.baseline, samples, requests, components)
-    peak = _utilisation(session, config, metrics, flops, generations)
+    peak = _utilisation(session, config, metrics, flops, generations, traffic=bool(traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
 
     result["metrics"] = metrics
@@ -122,6 +152,14 @@ def measure_experiment(
         "peak_source": peak["peak_source"],
     }
     result["requests"] = requests
+    result["decoding"] = sampling.to_dict()
+    if served is not None:
+        from harness.traffic import steady_state_block
+
+        result["traffic"] = {
+            **served.info,
+            "steady_state": steady_state_block(served, t0, samples, components),
+        }
     result["timeline"] = _write_timeline(
         session, result["experiment_id"], samples, interval, timeline.errors
     )
@@ -143,6 +181,22 @@ def measure_experiment(
         model_on_gpu=bool(session.gpu_names),
         idle_baseline_s=session.measurement["idle_baseline_s"],
     )
+
+
+def _serve_together(
+    backend: Backend, prompts: list[Any], max_new: int, exact: bool, sampling: Any
+) -> list[Generation]:
+    """Submit ``prompts`` at once through the backend's serving path and wait for all."""
+    import asyncio
+
+    from harness import aio
+
+    async def gather() -> list[Generation]:
+        return list(
+            await asyncio.gather(*(backend.agenerate(p, max_new, exact, sampling) for p in prompts))
+        )
+
+    return aio.run(gather())
 
 
 def _flops(loaded: LoadedBackend, generations: list[tuple[int, Generation]]) -> FlopsEstimate:
@@ -224,8 +278,12 @@ def _utilisation(
     metrics: dict[str, Any],
     flops: FlopsEstimate,
     generations: list[tuple[int, Generation]],
+    traffic: bool = False,
 ) -> dict[str, Any]:
-    """MFU and MBU against the device peak table (None with "no peak known" on CPUs)."""
+    """MFU and MBU against the device peak table (None with "no peak known" on CPUs).
+
+    Under traffic the engine's step count is unknown (it batches requests as they come), so MBU,
+    which needs it, is left out rather than guessed."""
     from harness.peaks import utilisation
 
     steps: dict[int, int] = {}
@@ -238,7 +296,10 @@ def _utilisation(
         duration_s=metrics["duration_s"],
         params=flops.params,
         precision=config["precision"],
-        decode_steps=sum(steps.values()),
+        decode_steps=None if traffic else sum(steps.values()),
+        weight_bytes_per_param=(session.loaded.model_info.get("engine_args") or {}).get(
+            "weight_bytes_per_param"
+        ),
         devices=session.gpu_names,
     )
 

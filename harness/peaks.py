@@ -382,8 +382,9 @@ def utilisation(
     duration_s: float,
     params: int | None,
     precision: str,
-    decode_steps: int,
+    decode_steps: int | None,
     devices: list[str],
+    weight_bytes_per_param: float | None = None,
 ) -> dict[str, Any]:
     """MFU and MBU of one window over the GPUs ``devices`` (NVML names; [] for a CPU run).
 
@@ -419,7 +420,9 @@ def utilisation(
         return out
     if peak_flops and flops_per_token is not None:
         out["mfu"] = flops_per_token * (tokens_in + tokens_out) / duration_s / peak_flops
-    width = BYTES_PER_ELEMENT.get(dtype) if dtype else None
-    if params is not None and width is not None:
+    # Quantised weights (bitsandbytes INT8/4-bit) are read at their stored width, not the
+    # compute precision's.
+    width = weight_bytes_per_param or (BYTES_PER_ELEMENT.get(dtype) if dtype else None)
+    if params is not None and width is not None and decode_steps is not None:
         out["mbu"] = params * width * decode_steps / duration_s / peak_bw
     return out

@@ -15,7 +15,31 @@ from typing import Any
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "pytorch": "harness.backends.pytorch:PyTorchBackend",
+    "llamacpp": "harness.backends.llamacpp:LlamaCppBackend",
+    "openai": "harness.backends.openai_compat:OpenAIBackend",
+    "vllm": "harness.backends.vllm:VllmBackend",
+    "tensorrt-llm": "harness.backends.tensorrt_llm:TensorRTLLMBackend",
 }
+
+# The experiment key holding each built-in backend's engine options (suite.schema.json).
+OPTION_BLOCKS: dict[str, str] = {
+    "pytorch": "pytorch",
+    "llamacpp": "llamacpp",
+    "openai": "openai",
+    "vllm": "vllm",
+    "tensorrt-llm": "tensorrt",
+}
+
+# Backends that serve requests as they arrive (Backend.supports_traffic), so a `traffic:` block
+# applies. Kept here as data so the controller can check suites without importing engines.
+TRAFFIC_BACKENDS: frozenset[str] = frozenset({"openai", "vllm", "tensorrt-llm"})
+
+# Backends that can build a model with random weights from its config (`weights: dummy`).
+DUMMY_WEIGHTS_BACKENDS: frozenset[str] = frozenset({"pytorch", "vllm", "tensorrt-llm"})
+
+# Backends whose code is written against the engine's documented API and unit-tested against a
+# fake of it, but that no lembench run has exercised on real hardware yet (doctor and docs say so).
+NOT_YET_RUN_ON_HARDWARE: frozenset[str] = frozenset({"vllm", "tensorrt-llm"})
 
 BUILTIN_METERS: dict[str, str] = {
     "nvml": "harness.meters.nvml:NvmlMeter",
@@ -60,6 +84,11 @@ def check_name(name: str, kind: str = "backend") -> None:
         raise UnknownNameError(
             f"unknown {kind} {name!r}{suggest(name, allowed)} (allowed: {', '.join(allowed)})"
         )
+
+
+def option_block(backend: str) -> str:
+    """The experiment key of ``backend``'s engine options (its own name for third parties)."""
+    return OPTION_BLOCKS.get(backend, backend)
 
 
 def load(name: str, kind: str = "backend") -> Any:

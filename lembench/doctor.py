@@ -18,6 +18,7 @@ import click
 
 from harness import __version__
 from harness.check import ENGINES, check_codecarbon, check_nvml, check_rapl
+from harness.registry import NOT_YET_RUN_ON_HARDWARE
 from lembench.imagedefs import (
     IMAGES,
     LABEL_SOURCE,
@@ -221,6 +222,13 @@ def _gpu_in_container(f: Findings) -> None:
         )
 
 
+_LOCAL_FIX = {
+    "pytorch": "./setup.sh (installs the CPU engine)",
+    "openai": "./setup.sh (installs httpx)",
+    "llamacpp": "./setup.sh --llamacpp (builds llama-cpp-python)",
+}
+
+
 def _backends(f: Findings) -> None:
     for backend, modules in ENGINES.items():
         installed = [m for m in modules if importlib.util.find_spec(m) is not None]
@@ -233,13 +241,18 @@ def _backends(f: Findings) -> None:
             local_ok = False
         image = image_for_backend(backend, f.host_gpu)
         state = f.images.get(image or "", "missing")
-        if f.engine is None:
+        if image is None:
+            docker_part, docker_ok = "docker: no image (it runs with the local runtime)", False
+        elif f.engine is None:
             docker_part, docker_ok = "docker: no engine", False
         elif state in ("ready", "stale"):
             docker_part, docker_ok = f"docker: {image_ref(image)} ready", True
         else:
             docker_part, docker_ok = f"docker: {image_ref(image)} {state}", False
         needs_gpu = image is not None and IMAGES[image].gpu
+        if backend in NOT_YET_RUN_ON_HARDWARE:
+            # Written against the engine's documented API and tested against a fake of it only.
+            local += " (not yet run on hardware by lembench)"
         if local_ok or docker_ok:
             f.add(f"backend {backend}", True, f"{local}; {docker_part}")
         elif needs_gpu and not f.host_gpu:
@@ -249,9 +262,9 @@ def _backends(f: Findings) -> None:
                 f"lembench images build {image}"
                 if f.engine is not None and image
                 else (
-                    "./setup.sh (installs the CPU engine)"
-                    if backend == "pytorch"
-                    else f"pip install {backend} (or use its image with an engine)"
+                    _LOCAL_FIX.get(
+                        backend, f"pip install {backend} (or use its image with an engine)"
+                    )
                 )
             )
             f.add(f"backend {backend}", False, f"{local}; {docker_part}", fix)

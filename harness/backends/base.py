@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 class BackendUnavailable(RuntimeError):
@@ -32,6 +32,32 @@ class Prompt:
     token_ids: list[int]
     text: str | None = None
     task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are chosen (``harness.decoding`` resolves a suite's ``decoding:`` block).
+
+    ``do_sample=False`` is greedy decoding and every other field is then ignored. ``top_k=0`` and
+    ``top_p=1.0`` and ``min_p=0.0`` switch those filters off. ``seed`` seeds the engine's sampler
+    (recorded in the result with the rest of the experiment's config).
+    """
+
+    preset: str = "deterministic"
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for results and engine-option mappings."""
+        return dict(self.__dict__)
+
+
+GREEDY = Sampling()
 
 
 @dataclass
@@ -88,6 +114,9 @@ class Backend(ABC):
     """
 
     name: str = ""
+    # Serving engines (an OpenAI-compatible server, vLLM's async engine, ...) accept requests one
+    # at a time while others run: they implement ``agenerate`` and may take a ``traffic:`` block.
+    supports_traffic: ClassVar[bool] = False
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         self.model_ref = model
@@ -106,11 +135,29 @@ class Backend(ABC):
         """Ordinary (non-special) token ids, from which synthetic prompts are drawn."""
 
     @abstractmethod
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, exact: bool) -> list[Generation]:
-        """Generate for one batch of prompts, greedily.
+    def generate(
+        self,
+        prompts: list[Prompt],
+        max_new_tokens: int,
+        exact: bool,
+        sampling: Sampling = GREEDY,
+    ) -> list[Generation]:
+        """Generate for one batch of prompts (greedily unless ``sampling.do_sample``).
 
         With ``exact`` every request produces exactly ``max_new_tokens`` tokens (EOS suppressed);
         otherwise at most that many."""
+
+    async def agenerate(
+        self,
+        prompt: Prompt,
+        max_new_tokens: int,
+        exact: bool,
+        sampling: Sampling = GREEDY,
+    ) -> Generation:
+        """Submit one request now and await its completion (serving backends only, see
+        ``supports_traffic``). Runs on the process-wide event loop of ``harness.aio``; ``t_start``
+        is the submission time, ``token_times`` the arrival of each streamed token."""
+        raise NotImplementedError(f"the {self.name} backend does not serve traffic")
 
     @abstractmethod
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
@@ -118,3 +165,34 @@ class Backend(ABC):
 
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Release the model (default: nothing to do)."""
+
+
+# -- helpers every backend uses ---------------------------------------------------------------
+
+
+def library_version(dist: str) -> str | None:
+    """Installed version of the distribution ``dist`` (None when it is not installed)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def error_line(exc: BaseException, limit: int = 500) -> str:
+    """``Type: first line of the message``, capped: how engine errors reach results and logs."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:limit]
+
+
+def ordinary_token_ids(tokenizer: Any, rows: int | None = None) -> list[int]:
+    """Sorted ids of a Hugging Face tokenizer's vocabulary minus its special and added tokens
+    (and ids at or above ``rows``, the embedding's size, when given): what synthetic prompts are
+    drawn from, so that every backend with the same tokenizer draws the same prompts."""
+    excluded = set(tokenizer.all_special_ids) | set(tokenizer.get_added_vocab().values())
+    return sorted(
+        i
+        for i in set(tokenizer.get_vocab().values())
+        if i not in excluded and i >= 0 and (rows is None or i < rows)
+    )

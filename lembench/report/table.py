@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from lembench.report.data import Collected, Experiment, Stat, model_label, text
+from lembench.results.aggregate import variant_label
 
 SECTIONS = (
     ("measured", "Measured energy", "Ranked by mean gross J per output token."),
@@ -48,6 +49,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("precision", "Precision", filter=True),
     Column("batch_size", "Batch", "int"),
     Column("workload", "Workload"),
+    Column("variant", "Variant", filter=True, title="Engine options, weights, decoding, traffic"),
     Column("hardware", "Hardware", filter=True),
     Column(
         "j_per_output_token",
@@ -90,6 +92,7 @@ class Row:
     precision: str
     batch_size: int | None
     workload: str
+    variant: str
     hardware: str
     energy_class: str
     energy_method: str
@@ -181,6 +184,9 @@ def build_rows(collected: Collected) -> list[Row]:
                 if isinstance(batch, int) and not isinstance(batch, bool)
                 else None,
                 workload=text(s.get("workload")) or workload_label(cfg.get("workload")),
+                variant=text(s.get("variant"))
+                if s.get("variant") is not None
+                else variant_label(cfg if isinstance(cfg, dict) else {}),
                 hardware=text(s.get("hardware")) or "?",
                 energy_class=energy_class,
                 energy_method=text(s.get("energy_method")) or "+".join(exp.methods),

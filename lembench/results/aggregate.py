@@ -30,7 +30,16 @@ if TYPE_CHECKING:  # the store imports this package (migration): no import cycle
     from lembench.store import StoredRun
 
 #: Experiment identity: the columns a summary row is keyed by.
-IDENTITY = ("suite", "experiment_id", "backend", "model", "precision", "batch_size", "workload")
+IDENTITY = (
+    "suite",
+    "experiment_id",
+    "backend",
+    "model",
+    "precision",
+    "batch_size",
+    "workload",
+    "variant",
+)
 
 #: Per-run numbers summarised per experiment as ``<m>_mean``, ``_std``, ``_n``, ``_ci95_low``,
 #: ``_ci95_high`` (over successful runs where the metric is not null).
@@ -110,6 +119,7 @@ RUN_SCHEMA: dict[str, Any] = {
     "precision": pl.String,
     "batch_size": pl.Int64,
     "workload": pl.String,
+    "variant": pl.String,
     "device": pl.String,
     "hardware": pl.String,
     "environment_key": pl.String,
@@ -151,6 +161,41 @@ def workload_label(workload: dict[str, Any]) -> str:
     return f"{kind} ->{workload['output_tokens']} x{workload.get('num_prompts') or 'all'}"
 
 
+def variant_label(config: dict[str, Any]) -> str:
+    """What else sets this experiment apart, briefly: engine options, dummy weights, decoding,
+    batching and traffic (e.g. ``quantization=bnb_nf4 double_quant; dummy weights; poisson 2
+    qps``); '' for a plain experiment. Engine options are shown as given (null ones left out)."""
+    from harness.registry import option_block
+
+    parts = []
+    options = config.get(option_block(str(config.get("backend"))))
+    if isinstance(options, dict):
+        shown = [
+            k if v is True else f"{k}={v}"
+            for k, v in sorted(options.items())
+            if v is not None and v is not False and not isinstance(v, dict)
+        ]
+        if shown:
+            parts.append(" ".join(shown))
+    if config.get("weights") == "dummy":
+        parts.append("dummy weights")
+    decoding = config.get("decoding") if isinstance(config.get("decoding"), dict) else {}
+    if decoding.get("preset", "deterministic") != "deterministic" or len(decoding) > 2:
+        parts.append(f"decoding {decoding.get('preset', 'deterministic')}")
+    batching = config.get("batching") if isinstance(config.get("batching"), dict) else {}
+    if batching.get("strategy", "static") != "static":
+        budget = f" {batching['max_tokens']} tok" if batching.get("max_tokens") else ""
+        parts.append(f"{batching.get('strategy')}{budget}")
+    traffic = config.get("traffic") if isinstance(config.get("traffic"), dict) else {}
+    if traffic:
+        if traffic.get("pattern") == "concurrency":
+            rate = f"{traffic.get('concurrency')} in flight"
+        else:
+            rate = f"{traffic.get('qps')} qps"
+        parts.append(f"{traffic.get('pattern')} {rate}")
+    return "; ".join(parts)
+
+
 def run_row(run: StoredRun) -> dict[str, Any]:
     """One flat row of a stored run (ok or failed; v1 or v2: absent metrics are None)."""
     r = run.result
@@ -176,6 +221,7 @@ def run_row(run: StoredRun) -> dict[str, Any]:
         "precision": cfg["precision"],
         "batch_size": cfg["batch_size"],
         "workload": workload_label(cfg["workload"]),
+        "variant": variant_label(cfg),
         "device": (provenance.get("model") or {}).get("device"),
         "hardware": hardware_label(r),
         "environment_key": key_of(env),

@@ -3,6 +3,7 @@ timeout, its output saved as a log in the io folder."""
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -55,13 +56,31 @@ ENV_FIXED = {
 }
 
 
-def harness_environment(source: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a harness process: the allowlisted part of ``source`` (default: ours)."""
+def requested_secrets(io_dir: Path) -> frozenset[str]:
+    """Names of the environment variables the request's experiments name as secrets
+    (``openai.api_key_env``): passed through by name, like ENV_SECRETS."""
+    try:
+        request = json.loads((io_dir / "request.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    names = set()
+    for exp in request.get("experiments") or []:
+        name = ((exp.get("config") or {}).get("openai") or {}).get("api_key_env")
+        if isinstance(name, str):
+            names.add(name)
+    return frozenset(names)
+
+
+def harness_environment(
+    source: dict[str, str] | None = None, secrets: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """The environment of a harness process: the allowlisted part of ``source`` (default: ours),
+    plus the secrets named by the request (``secrets``)."""
     source = dict(os.environ if source is None else source)
     env = {
         k: v
         for k, v in source.items()
-        if k in ENV_ALLOWLIST or k in ENV_SECRETS or k.startswith(ENV_PREFIXES)
+        if k in ENV_ALLOWLIST or k in ENV_SECRETS or k in secrets or k.startswith(ENV_PREFIXES)
     }
     env.update(ENV_FIXED)
     # NVML numbers GPUs in PCI bus order; make CUDA agree so CUDA_VISIBLE_DEVICES indices name the

@@ -44,7 +44,13 @@ from typing import Any
 
 from harness import __version__
 from harness.io import FATAL_FILE, write_fatal
-from lembench.runtimes.base import LOG_FILE, LaunchOutcome, Runtime, harness_environment
+from lembench.runtimes.base import (
+    LOG_FILE,
+    LaunchOutcome,
+    Runtime,
+    harness_environment,
+    requested_secrets,
+)
 from lembench.runtimes.engine import (
     EngineError,
     choose_image,
@@ -147,7 +153,11 @@ def container_spec(
 ) -> dict[str, Any]:
     """Keyword arguments of ``client.containers.run`` for one launch (see the module doc)."""
     docker = docker_sdk()
-    env = {k: v for k, v in harness_environment(dict(environ)).items() if k not in HOST_ONLY_ENV}
+    env = {
+        k: v
+        for k, v in harness_environment(dict(environ), requested_secrets(io_dir)).items()
+        if k not in HOST_ONLY_ENV
+    }
     volumes: dict[str, dict[str, str]] = {}
     _add(volumes, io_dir, "rw")
     cache = lembench_cache_dir(environ)

@@ -10,7 +10,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lembench.runtimes.base import LOG_FILE, LaunchOutcome, Runtime, harness_environment
+from lembench.runtimes.base import (
+    LOG_FILE,
+    LaunchOutcome,
+    Runtime,
+    harness_environment,
+    requested_secrets,
+)
 
 POLL_S = 0.25
 #: After SIGTERM, how long the process group gets before SIGKILL.
@@ -53,7 +59,7 @@ class LocalRuntime(Runtime):
             proc = subprocess.Popen(
                 cmd,
                 cwd=io_dir,
-                env=harness_environment(),
+                env=harness_environment(secrets=requested_secrets(io_dir)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.models import ALIASES, ModelRefError, resolve_ref
-from harness.registry import UnknownNameError, check_name, suggest
+from harness.models import ALIASES, HF_ID, ModelRefError, resolve_ref
+from harness.registry import (
+    DUMMY_WEIGHTS_BACKENDS,
+    OPTION_BLOCKS,
+    TRAFFIC_BACKENDS,
+    UnknownNameError,
+    check_name,
+    option_block,
+    suggest,
+)
 from harness.schemas import validator
 from lembench.errors import UserError
 from lembench.suite.defaults import SCHEMA, fill_defaults
@@ -96,9 +104,20 @@ def load_suite(path: str | Path) -> Suite:
     models: dict[str, dict[str, Any]] = {}
     points: dict[str, GridPoint] = {}
     resolved_refs: dict[str, dict[str, Any]] = {}
+    given_blocks: dict[str, GridPoint] = {}  # option block -> first point that wrote it
+    used_blocks: set[str] = set()
     for point in grid(doc, display):
         config = normalise_numbers(fill_defaults(point.config, "/$defs/experiment"))
         _validate_experiment(config, doc, point, display)
+        own = option_block(config["backend"])
+        used_blocks.add(own)
+        for block in OPTION_BLOCKS.values():
+            if block in point.config:
+                given_blocks.setdefault(block, point)
+            if block != own:
+                # Another backend's options (a sweep over backends writes both): not this one's.
+                config.pop(block, None)
+        _check_capabilities(config, doc, point, display)
         eid = experiment_id(config)
         if eid in points:
             raise UserError(
@@ -113,6 +132,18 @@ def load_suite(path: str | Path) -> Suite:
             resolved_refs[ref_key] = _resolve_model(config["model"], base_dir, doc, point, display)
         models[eid] = resolved_refs[ref_key]
         experiments.append(Experiment(eid, config, point.sweep_values))
+
+    for block, point in given_blocks.items():
+        if block not in used_blocks:
+            backend = next(b for b, k in OPTION_BLOCKS.items() if k == block)
+            _fail(
+                f"options for the {backend} backend, but no experiment uses it "
+                f"(backends here: {', '.join(sorted({e.config['backend'] for e in experiments}))})",
+                doc,
+                point,
+                [block],
+                display,
+            )
 
     return Suite(
         path=suite_path,
@@ -171,6 +202,58 @@ def _validate_experiment(
         check_name(config["backend"], "backend")
     except UnknownNameError as exc:
         _fail(str(exc), doc, point, ["backend"], display)
+
+
+def _check_capabilities(
+    config: dict[str, Any], doc: dict[str, Any], point: GridPoint, display: str
+) -> None:
+    """What only some backends can do: serve traffic, build dummy weights (third-party backends
+    are not known here; the harness checks them)."""
+    backend = config["backend"]
+    if backend not in OPTION_BLOCKS:
+        return
+    if config.get("traffic") and backend not in TRAFFIC_BACKENDS:
+        _fail(
+            f"the {backend} backend does not serve traffic "
+            f"(backends that do: {', '.join(sorted(TRAFFIC_BACKENDS))})",
+            doc,
+            point,
+            ["traffic"],
+            display,
+        )
+    if config.get("weights") == "dummy":
+        if backend not in DUMMY_WEIGHTS_BACKENDS:
+            _fail(
+                f"the {backend} backend cannot build dummy weights "
+                f"(backends that can: {', '.join(sorted(DUMMY_WEIGHTS_BACKENDS))})",
+                doc,
+                point,
+                ["weights"],
+                display,
+            )
+        _check_dummy_model(config["model"], doc, point, display)
+
+
+def _check_dummy_model(ref: Any, doc: dict[str, Any], point: GridPoint, display: str) -> None:
+    """Dummy weights need an architecture: a bundled config (by Hub id) or a local folder."""
+    from harness.dummy_weights import bundled_model_ids
+
+    hub_id = ref.get("hf") if isinstance(ref, dict) else ref
+    if isinstance(ref, dict) and "hf" not in ref:
+        return  # a local folder (its config.json) or an alias: checked when resolved
+    if not isinstance(hub_id, str) or not HF_ID.match(hub_id):
+        return
+    bundled = bundled_model_ids()
+    if hub_id.lower() not in {b.lower() for b in bundled}:
+        _fail(
+            f"no bundled config for {hub_id!r} to build dummy weights from"
+            f"{suggest(hub_id, bundled)} (bundled: {', '.join(bundled)}; or give a local folder "
+            "with a config.json)",
+            doc,
+            point,
+            ["model"],
+            display,
+        )
 
 
 def _check_meters(meters: list[str], display: str) -> None:

@@ -130,6 +130,8 @@ def explain(error: ValidationError) -> tuple[KeyPath, str]:
         key = next(k for k in value if k not in schema.get("properties", {}))
         kind = schema.get("properties", {}).get("kind", {}).get("const")
         note = f" for kind {kind!r}" if kind is not None else ""
+        if schema.get("x-backend"):  # an engine's option block: name the engine
+            note = f" for the {schema['x-backend']} backend"
         hint = suggest(str(key), allowed)
         return [*path, key], f"unknown key{note}{hint} (allowed: {', '.join(allowed)})"
     if keyword == "required":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from harness.backends.base import (
+    GREEDY,
     Backend,
     BackendOOM,
     BackendUnavailable,
@@ -20,6 +21,7 @@ from harness.backends.base import (
     LoadInfo,
     ModelLoadError,
     Prompt,
+    Sampling,
 )
 
 STEP_S = 0.002
@@ -49,7 +51,13 @@ class EchoBackend(Backend):
     def vocab_token_ids(self) -> list[int]:
         return list(range(1000))
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, exact: bool) -> list[Generation]:
+    def generate(
+        self,
+        prompts: list[Prompt],
+        max_new_tokens: int,
+        exact: bool,
+        sampling: Sampling = GREEDY,
+    ) -> list[Generation]:
         if len(prompts) == 3:
             raise RuntimeError("engine exploded at batch 3")
         if len(prompts) == 5:
@@ -66,3 +74,30 @@ class EchoBackend(Backend):
 
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
         return FlopsEstimate(2.0e6, "params_x2", params=1_000_000, sequence_length=sequence_length)
+
+
+class ServingEchoBackend(EchoBackend):
+    """The echo engine as a server: ``agenerate`` serves one request at a time per call, with real
+    asyncio sleeps, so concurrent requests overlap as on a serving engine."""
+
+    name = "echo-serve"
+    supports_traffic = True
+    sampled: list[Sampling] = []  # noqa: RUF012 - what generate/agenerate were asked, for tests
+
+    async def agenerate(
+        self,
+        prompt: Prompt,
+        max_new_tokens: int,
+        exact: bool,
+        sampling: Sampling = GREEDY,
+    ) -> Generation:
+        import asyncio
+
+        self.sampled.append(sampling)
+        steps = max_new_tokens if exact else min(max_new_tokens, EOS_AFTER)
+        t_start = time.perf_counter()
+        times = []
+        for _ in range(steps):
+            await asyncio.sleep(STEP_S)
+            times.append(time.perf_counter())
+        return Generation(len(prompt.token_ids), steps, t_start, times, "x" * steps)

@@ -110,3 +110,29 @@ def test_never_raises() -> None:
     assert est.method == "unavailable" and est.per_token is None
     assert "no parameters here" in est.note
     assert estimate_flops_per_token(None, None, 0).method == "unavailable"
+
+
+def test_untied_head_on_the_meta_device_is_not_counted_as_tied() -> None:
+    """Meta tensors share data_ptr() 0; an untied head must still count once (as a matmul)."""
+    torch = pytest.importorskip("torch")
+    from harness.flops import matmul_params
+
+    class Toy(torch.nn.Module):
+        def __init__(self, tied: bool) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(100, 8)
+            self.body = torch.nn.Linear(8, 8, bias=False)
+            self.head = torch.nn.Linear(8, 100, bias=False)
+            if tied:
+                self.head.weight = self.embed.weight
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def get_output_embeddings(self):
+            return self.head
+
+    with torch.device("meta"):
+        untied, tied = Toy(False), Toy(True)
+    assert matmul_params(untied) == 64 + 800  # body + head; the embedding lookup is no matmul
+    assert matmul_params(tied) == 64 + 800  # the shared matrix counted once, as the head

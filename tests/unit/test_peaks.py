@@ -166,3 +166,23 @@ def test_utilisation_missing_inputs():
     assert u["peak_flops_per_s"] == pytest.approx(121e12)
     zero = utilisation(1e9, 10, 10, 0.0, 10**9, "bf16", 10, ["NVIDIA L4"])
     assert zero["mfu"] is None and zero["mbu"] is None
+
+
+def test_quantised_weights_are_read_at_their_stored_width():
+    from harness.peaks import utilisation
+
+    common = dict(
+        flops_per_token=None,
+        tokens_in=0,
+        tokens_out=100,
+        duration_s=1.0,
+        params=1_000_000_000,
+        precision="fp16",
+        decode_steps=100,
+        devices=["NVIDIA H100 80GB HBM3"],
+    )
+    fp16 = utilisation(**common)["mbu"]
+    int8 = utilisation(**common, weight_bytes_per_param=1.0)["mbu"]
+    nf4 = utilisation(**common, weight_bytes_per_param=0.5)["mbu"]
+    assert int8 == pytest.approx(fp16 / 2) and nf4 == pytest.approx(fp16 / 4)
+    assert utilisation(**{**common, "decode_steps": None})["mbu"] is None

@@ -132,7 +132,7 @@ CASES = [
         exp("bach_size: 4"),
         (
             "s.yaml: experiment.bach_size: unknown key; did you mean 'batch_size'? (allowed: "
-            "backend, batch_size, device,",
+            "backend, batch_size, batching, decoding, device,",
         ),
         id="unknown experiment key",
     ),
@@ -180,7 +180,7 @@ CASES = [
     pytest.param(
         exp("pytorch: {attn_implementation: flash}"),
         "s.yaml: experiment.pytorch.attn_implementation: 'flash' is not allowed; allowed: eager, "
-        "sdpa, null",
+        "sdpa, flash_attention_2, flex_attention, null",
         id="pytorch enum",
     ),
     pytest.param(
@@ -291,7 +291,7 @@ CASES = [
     pytest.param(
         exp("backend: pytorh"),
         "s.yaml: experiment.backend: unknown backend 'pytorh'; did you mean 'pytorch'? (allowed: "
-        "pytorch)",
+        "llamacpp, openai, pytorch, tensorrt-llm, vllm)",
         id="unknown backend",
     ),
     pytest.param(

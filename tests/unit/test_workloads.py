@@ -8,7 +8,15 @@ from typing import ClassVar
 
 import pytest
 
-from harness.backends.base import Backend, FlopsEstimate, Generation, LoadInfo, Prompt
+from harness.backends.base import (
+    GREEDY,
+    Backend,
+    FlopsEstimate,
+    Generation,
+    LoadInfo,
+    Prompt,
+    Sampling,
+)
 from harness.workloads import WorkloadError, build_prompts
 
 
@@ -33,7 +41,13 @@ class WordBackend(Backend):
     def vocab_token_ids(self) -> list[int]:
         return sorted(i for w, i in self.vocab.items() if w not in self.SPECIAL)
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, exact: bool) -> list[Generation]:
+    def generate(
+        self,
+        prompts: list[Prompt],
+        max_new_tokens: int,
+        exact: bool,
+        sampling: Sampling = GREEDY,
+    ) -> list[Generation]:
         raise NotImplementedError
 
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
