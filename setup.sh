@@ -4,7 +4,9 @@
 # Idempotent: run it again at any time; it only installs what is missing or out of date.
 #
 #   ./setup.sh          install for running suites
-#   ./setup.sh --dev    also the test and lint tools (pytest, ruff, hadolint)
+#   ./setup.sh --dev    also the test and lint tools (pytest, ruff, hadolint) and llama.cpp
+#   ./setup.sh --llamacpp  also the llamacpp backend (llama-cpp-python builds from source: ~8 min
+#                       the first time on 2 cores; pip caches the wheel)
 #   ./setup.sh --images also build the container images that fit this machine (cpu; plus the
 #                       GPU images where NVIDIA GPUs are) when a container engine is reachable
 #
@@ -19,14 +21,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 dev=0
+llamacpp=0
 images=0
 images_failed=0
 for arg in "$@"; do
   case "$arg" in
-    --dev) dev=1 ;;
+    --dev) dev=1; llamacpp=1 ;;
+    --llamacpp) llamacpp=1 ;;
     --images) images=1 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --images, --help)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --llamacpp, --images, --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -63,7 +67,11 @@ else
 fi
 
 extras="cpu"
-[ "$dev" = 1 ] && extras="cpu,dev"
+[ "$llamacpp" = 1 ] && extras="$extras,llamacpp"
+[ "$dev" = 1 ] && extras="$extras,dev"
+if [ "$llamacpp" = 1 ] && ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  say "llama-cpp-python is built from source the first time (about 8 minutes on 2 cores)"
+fi
 say "installing lembench[$extras] (editable)"
 "${pip[@]}" install -e ".[$extras]"
 

@@ -1,0 +1,2 @@
+"""Bundled Hugging Face config.json files of common architectures, for ``weights: dummy``
+(see ``harness.dummy_weights``)."""
