@@ -290,17 +290,21 @@ class VllmBackend(Backend):
     @staticmethod
     def _on_loop(fn: Any) -> Any:
         """Call ``fn()`` on harness.aio's loop: directly when already there (agenerate),
-        else through ``aio.run`` (load, generate)."""
+        else through ``aio.run`` (load, generate). Another loop running in this thread (a host
+        application's, e.g. Playwright's sync API in one test process) is not harness.aio's."""
+        from harness import aio
+
         try:
-            asyncio.get_running_loop()
+            running = asyncio.get_running_loop()
         except RuntimeError:
-            from harness import aio
+            running = None
+        if running is not None and running is aio.loop():
+            return fn()
 
-            async def call() -> Any:
-                return fn()
+        async def call() -> Any:
+            return fn()
 
-            return aio.run(call())
-        return fn()
+        return aio.run(call())
 
     def _engine_model_config(self) -> Any:
         return (

@@ -380,6 +380,20 @@ def test_cuda_index_sets_visible_devices(fake_vllm: Any, monkeypatch: pytest.Mon
 # -- traffic --------------------------------------------------------------------------------------
 
 
+def test_a_foreign_running_loop_is_not_taken_for_the_harness_loop(fake_vllm: Any) -> None:
+    """A host's own loop running in this thread (Playwright's sync API leaves one in a test
+    process) must not receive the engine: its output handler would be bound to the wrong loop."""
+    backend = make({"traffic": {"pattern": "concurrency", "concurrency": 2}})
+
+    async def host_application() -> Any:
+        backend.load()  # from a thread whose own loop is running
+        return aio.run(backend.agenerate(Prompt(token_ids=[10]), 3, exact=True), timeout=30)
+
+    gen = asyncio.run(host_application())
+    assert gen.tokens_out == 3
+    backend.unload()
+
+
 def test_traffic_streams_on_the_harness_loop_and_engines_never_coexist(fake_vllm: Any) -> None:
     from vllm import _sim
 
