@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -389,7 +390,12 @@ def test_a_foreign_running_loop_is_not_taken_for_the_harness_loop(fake_vllm: Any
         backend.load()  # from a thread whose own loop is running
         return aio.run(backend.agenerate(Prompt(token_ids=[10]), 3, exact=True), timeout=30)
 
-    gen = asyncio.run(host_application())
+    # In a thread of its own: this test process's main thread may run a loop already.
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(asyncio.run(host_application())))
+    worker.start()
+    worker.join(60)
+    (gen,) = out
     assert gen.tokens_out == 3
     backend.unload()
 
