@@ -118,23 +118,24 @@ fi
 version=$(PYTHONPATH=. python3 -c 'import harness; print(harness.__version__)')
 source=$(PYTHONPATH=. python3 -m lembench.imagedefs source-digest cpu)
 tag="lembench/cpu:$version"
+# The wheel goes into the build context's .whl/ (git-ignored), where the Dockerfile offers it to
+# pip; without it pip installs torch==2.13.0 from PyPI (no CPU index is reachable here). It is
+# offered even when the image is up to date: later builds of this context (the container tests'
+# `lembench images build --force`) need it too. Linked, not copied, so the layer cache holds.
+args=()
+set -- $wheel_glob
+if [ -f "$1" ]; then
+  mkdir -p .whl
+  [ -f ".whl/$(basename "$1")" ] || ln "$1" .whl/ 2>/dev/null || cp "$1" .whl/
+  log "offering $(basename "$1") to pip"
+else
+  log "no torch wheel at $wheel_glob: pip installs torch==2.13.0 from PyPI"
+  args+=(--build-arg "TORCH_INDEX_URL=")
+fi
 have=$(podman image inspect --format '{{index .Labels "dev.lembench.source"}}' "$tag" 2>/dev/null || true)
 if [ "$have" = "$source" ]; then
   log "$tag is up to date (source $source)"
 else
-  # The wheel goes into the build context's .whl/ (git-ignored), where the Dockerfile offers it
-  # to pip; without it pip installs torch==2.13.0 from PyPI (no CPU index is reachable here).
-  # It stays there (linked, no copy), so later builds of the same context hit the layer cache.
-  args=()
-  set -- $wheel_glob
-  if [ -f "$1" ]; then
-    mkdir -p .whl
-    [ -f ".whl/$(basename "$1")" ] || ln "$1" .whl/ 2>/dev/null || cp "$1" .whl/
-    log "offering $(basename "$1") to pip"
-  else
-    log "no torch wheel at $wheel_glob: pip installs torch==2.13.0 from PyPI"
-    args+=(--build-arg "TORCH_INDEX_URL=")
-  fi
   # Docker image format: the layers then serve as cache for builds through the API (the docker
   # SDK, `lembench images build`), which podman makes in that format.
   log "building $tag on $base (log: $dir/build-cpu.log)"
