@@ -79,10 +79,12 @@ def measure_experiment(
     full = [b for b in batches if len(b) == size] or batches
     warm = full if strategy.endswith("static") else batches
     if traffic:
+        from harness.traffic import run_traffic, serve_together
+
         # Warm the serving path itself (an engine may keep a separate one for static batches,
         # which must not be switched in inside the measured window).
         def one_warmup(i: int) -> list[Generation]:
-            return _serve_together(backend, warm[i % len(warm)], max_new, exact, sampling)
+            return serve_together(backend, warm[i % len(warm)], max_new, exact, sampling)
     else:
 
         def one_warmup(i: int) -> list[Generation]:
@@ -102,8 +104,6 @@ def measure_experiment(
     emit("measuring", batches=len(prompts) if traffic else len(batches))
     generations: list[tuple[int, Generation]] = []
     served = None
-    if traffic:
-        from harness.traffic import run_traffic  # imported outside the measured window
     with ExitStack() as stack:
         for meter in session.meters:
             stack.enter_context(meter)
@@ -181,22 +181,6 @@ def measure_experiment(
         model_on_gpu=bool(session.gpu_names),
         idle_baseline_s=session.measurement["idle_baseline_s"],
     )
-
-
-def _serve_together(
-    backend: Backend, prompts: list[Any], max_new: int, exact: bool, sampling: Any
-) -> list[Generation]:
-    """Submit ``prompts`` at once through the backend's serving path and wait for all."""
-    import asyncio
-
-    from harness import aio
-
-    async def gather() -> list[Generation]:
-        return list(
-            await asyncio.gather(*(backend.agenerate(p, max_new, exact, sampling) for p in prompts))
-        )
-
-    return aio.run(gather())
 
 
 def _flops(loaded: LoadedBackend, generations: list[tuple[int, Generation]]) -> FlopsEstimate:

@@ -40,7 +40,7 @@ class TrafficRun:
 
     generations: list[Generation]  # in submission order
     t_submit: list[float]  # when each request went out (after any client-side cap)
-    info: dict[str, Any]  # the result's ``traffic`` block, steady-state energy still missing
+    info: dict[str, Any]  # the result's ``traffic`` block; steady_state_block fills steady_state
     t_arrival: list[float] = field(default_factory=list)  # scheduled arrival (t0 + offset)
 
 
@@ -176,6 +176,26 @@ def run_traffic(
     return aio.run(_drive(backend, prompts, traffic, max_new_tokens, exact, sampling, start))
 
 
+def serve_together(
+    backend: Backend,
+    prompts: list[Prompt],
+    max_new_tokens: int,
+    exact: bool,
+    sampling: Sampling = GREEDY,
+) -> list[Generation]:
+    """Submit ``prompts`` at once through ``backend.agenerate`` and wait for all of them: a static
+    batch as a serving engine sees one (it batches concurrent requests itself)."""
+
+    async def gather() -> list[Generation]:
+        return list(
+            await asyncio.gather(
+                *(backend.agenerate(p, max_new_tokens, exact, sampling) for p in prompts)
+            )
+        )
+
+    return aio.run(gather())
+
+
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
@@ -212,7 +232,6 @@ def _info(run: TrafficRun, traffic: dict[str, Any], t0: float, peak: int) -> dic
         waits = [s - a for s, a in zip(subs, run.t_arrival, strict=True)]
         info["client_wait_s_mean"] = sum(waits) / n
         info["client_wait_s_max"] = max(waits)
-    info["steady_state"] = _steady_core(run, t0)
     return info
 
 

@@ -361,17 +361,9 @@ class OpenAIBackend(Backend):
     ) -> list[Generation]:
         """All prompts submitted at once and awaited together: the server batches concurrent
         requests itself. ``t_start`` is each request's own submission time."""
-        if not prompts:
-            return []
+        from harness.traffic import serve_together
 
-        async def batch() -> list[Generation]:
-            return list(
-                await asyncio.gather(
-                    *(self.agenerate(p, max_new_tokens, exact, sampling) for p in prompts)
-                )
-            )
-
-        return aio.run(batch())
+        return serve_together(self, prompts, max_new_tokens, exact, sampling) if prompts else []
 
     async def agenerate(
         self, prompt: Prompt, max_new_tokens: int, exact: bool, sampling: Sampling = GREEDY

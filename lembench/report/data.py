@@ -82,16 +82,6 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def model_label(model: Any) -> str:
-    """Short display form of a model reference (string or object); tolerant of odd input."""
-    if isinstance(model, dict):
-        for key in ("alias", "hf", "path", "ref"):
-            if model.get(key):
-                return str(model[key])
-        return "?"
-    return text(model, "?")
-
-
 _NUMBER_TYPES = (int, float)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from lembench.report.data import Collected, Experiment, Stat, model_label, text
-from lembench.results.aggregate import variant_label
+from lembench.report.data import Collected, Experiment, Stat, text
+from lembench.results.aggregate import model_label, variant_label, workload_label
 
 SECTIONS = (
     ("measured", "Measured energy", "Ranked by mean gross J per output token."),
@@ -114,19 +114,6 @@ class Row:
         if st is None:
             st = self._stats[metric] = stat_of(self.summary, metric)
         return st
-
-
-def workload_label(workload: Any) -> str:
-    """Short display form of a workload, e.g. ``synthetic 32->32 x8``."""
-    if not isinstance(workload, dict):
-        return text(workload, "?")
-    kind = text(workload.get("kind"), "?")
-    out = workload.get("output_tokens", "?")
-    if kind == "synthetic":
-        return (
-            f"synthetic {workload.get('input_tokens', '?')}->{out} x{workload.get('num_prompts')}"
-        )
-    return f"{kind} ->{out} x{workload.get('num_prompts') or 'all'}"
 
 
 def _finite(v: Any) -> float | None:

@@ -146,19 +146,28 @@ class MixedEnvironmentError(UserError):
 
 
 def model_label(model: Any) -> str:
-    """Short display form of a model reference (string or object)."""
-    if isinstance(model, str):
-        return model
-    return next(str(model[k]) for k in ("alias", "hf", "path") if k in model)
+    """Short display form of a model reference (string or object); tolerant of odd input, as the
+    report reads result files it did not validate itself."""
+    if isinstance(model, dict):
+        for key in ("alias", "hf", "path", "ref"):
+            if model.get(key):
+                return str(model[key])
+        return "?"
+    return "?" if model is None else str(model)
 
 
-def workload_label(workload: dict[str, Any]) -> str:
-    """Short display form of a workload, e.g. ``synthetic 32->32 x8``."""
-    kind = workload["kind"]
+def workload_label(workload: Any) -> str:
+    """Short display form of a workload, e.g. ``synthetic 32->32 x8``; tolerant like model_label."""
+    if not isinstance(workload, dict):
+        return "?" if workload is None else str(workload)
+    kind = workload.get("kind")
+    kind = "?" if kind is None else str(kind)
+    out = workload.get("output_tokens", "?")
     if kind == "synthetic":
-        w = workload
-        return f"synthetic {w['input_tokens']}->{w['output_tokens']} x{w['num_prompts']}"
-    return f"{kind} ->{workload['output_tokens']} x{workload.get('num_prompts') or 'all'}"
+        return (
+            f"synthetic {workload.get('input_tokens', '?')}->{out} x{workload.get('num_prompts')}"
+        )
+    return f"{kind} ->{out} x{workload.get('num_prompts') or 'all'}"
 
 
 def variant_label(config: dict[str, Any]) -> str:
