@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from lembench.results.migrate import CURRENT_VERSION
 from lembench.suite.expand import experiment_id
 
 COMMAND = "python -m lembench.report.synthetic  # SYNTHETIC data, not a measurement"
@@ -84,7 +85,7 @@ def result(
     eid = experiment_id(cfg)
     run_id = f"20261121T120000Z-{eid[:6]}-c{cycle}"
     doc: dict[str, Any] = {
-        "schema_version": 2,
+        "schema_version": CURRENT_VERSION,
         "status": status,
         "suite": suite,
         "experiment_id": eid,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 #: The result schema version this lembench reads and writes.
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 
 #: Metrics added by v2 (null in upgraded v1 results: v1 had no baseline, phases or peaks).
 V2_METRICS = (
@@ -77,11 +77,21 @@ def _v1_to_v2(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v2_to_v3(result: dict[str, Any]) -> dict[str, Any]:
+    # v3 added the decoding parameters and the traffic block; a v2 result recorded neither.
+    out = {**result, "schema_version": 3}
+    out.setdefault("decoding", None)
+    out.setdefault("traffic", None)
+    return out
+
+
 def upgrade(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` in the current schema version (2). The input is not modified: changed sections
+    """``result`` in the current schema version (3). The input is not modified: changed sections
     are copied, the rest shared. A current result is returned as is; a newer one raises
     ValueError ("... upgrade lembench")."""
     version = schema_version_of(result)
     if version == 1:
         result = _v1_to_v2(result)
+    if version <= 2:
+        result = _v2_to_v3(result)
     return result

@@ -87,3 +87,27 @@ def fill_defaults(instance: Any, schema_pointer: str = "") -> Any:
     ``oneOf``s (the model reference) get nothing. Values of the wrong type are left untouched for
     the validator to report."""
     return _fill(copy.deepcopy(instance), schema_at(schema_pointer))
+
+
+#: What suite schema_version 3 added: experiment keys, and keys of the pytorch block. A suite of an
+#: older version that uses them is told to say schema_version: 3.
+V3_KEYS = ("weights", "decoding", "batching", "traffic", "llamacpp", "openai", "vllm", "tensorrt")
+V3_PYTORCH_KEYS = (
+    "quantization",
+    "llm_int8_threshold",
+    "double_quant",
+    "compute_dtype",
+    "compile",
+    "compile_mode",
+    "cache_implementation",
+    "device_map",
+)
+
+
+def version_3_keys(config: dict[str, Any]) -> list[list[str]]:
+    """Key paths of ``config`` (an expanded experiment) that need suite schema_version 3."""
+    paths = [[k] for k in V3_KEYS if k in config]
+    pytorch = config.get("pytorch")
+    if isinstance(pytorch, dict):
+        paths += [["pytorch", k] for k in V3_PYTORCH_KEYS if k in pytorch]
+    return paths

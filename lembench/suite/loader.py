@@ -25,7 +25,7 @@ from harness.registry import (
 )
 from harness.schemas import validator
 from lembench.errors import UserError
-from lembench.suite.defaults import SCHEMA, fill_defaults
+from lembench.suite.defaults import SCHEMA, fill_defaults, version_3_keys
 from lembench.suite.expand import (
     GridPoint,
     canonical_json,
@@ -109,6 +109,7 @@ def load_suite(path: str | Path) -> Suite:
     for point in grid(doc, display):
         config = normalise_numbers(fill_defaults(point.config, "/$defs/experiment"))
         _validate_experiment(config, doc, point, display)
+        _check_version(config, doc, point, display)
         own = option_block(config["backend"])
         used_blocks.add(own)
         for block in OPTION_BLOCKS.values():
@@ -202,6 +203,23 @@ def _validate_experiment(
         check_name(config["backend"], "backend")
     except UnknownNameError as exc:
         _fail(str(exc), doc, point, ["backend"], display)
+
+
+def _check_version(
+    config: dict[str, Any], doc: dict[str, Any], point: GridPoint, display: str
+) -> None:
+    """Keys added by suite schema_version 3 need a suite that says so."""
+    if doc["schema_version"] >= 3:
+        return
+    for parts in version_3_keys(config):
+        _fail(
+            f"{'.'.join(parts)} needs schema_version: 3 (this suite says "
+            f"{doc['schema_version']}); set schema_version: 3",
+            doc,
+            point,
+            parts,
+            display,
+        )
 
 
 def _check_capabilities(

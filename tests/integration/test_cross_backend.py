@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 pytest.importorskip("llama_cpp")
 
 SUITE = """\
-schema_version: 2
+schema_version: 3
 name: cross
 experiment:
   model: smollm2-135m

@@ -11,7 +11,7 @@ from harness.groups import load_group_id
 from lembench.errors import UserError
 from lembench.suite import load_suite
 
-HEAD = "schema_version: 2\nname: t\n"
+HEAD = "schema_version: 3\nname: t\n"
 
 
 def exp(fields: str, extra: str = "") -> str:
@@ -142,6 +142,24 @@ CASES = [
             "meta-llama/Llama-3.1-8B",
         ),
         id="dummy unknown architecture",
+    ),
+]
+
+
+CASES += [
+    pytest.param(
+        "schema_version: 2\nname: t\n"
+        "experiment: {model: smollm2-135m, decoding: {preset: standard}}\n",
+        "s.yaml: experiment.decoding: decoding needs schema_version: 3 (this suite says 2); set "
+        "schema_version: 3",
+        id="v3 key in a v2 suite",
+    ),
+    pytest.param(
+        "schema_version: 2\nname: t\nexperiment: {model: smollm2-135m}\n"
+        "sweep: {pytorch.quantization: [null, bnb_int8]}\n",
+        "s.yaml: sweep.pytorch.quantization: pytorch.quantization needs schema_version: 3 (this "
+        "suite says 2); set schema_version: 3",
+        id="v3 pytorch key swept in a v2 suite",
     ),
 ]
 

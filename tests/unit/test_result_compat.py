@@ -35,9 +35,25 @@ def test_frozen_files_exist() -> None:
 def test_frozen_result_validates(path: Path) -> None:
     raw = json.loads(path.read_text())
     upgraded = upgrade(raw)
-    assert upgraded["schema_version"] == 2
+    assert upgraded["schema_version"] == 3
     assert validation_problem(upgraded) is None
     assert validation_problem(raw) is not None  # proves the upgrade is what makes it load
+
+
+V2_FILES = sorted((DATA / "runs").glob("*/*/*/result.json"))
+
+
+@pytest.mark.parametrize("path", V2_FILES, ids=lambda p: "/".join(p.parts[-4:-1]))
+def test_frozen_v2_result_upgrades_to_v3(path: Path) -> None:
+    """Real v2 runs (quickstart and a mixed suite) load as v3: decoding and traffic, which v2 did
+    not record, are present and null rather than invented."""
+    raw = json.loads(path.read_text())
+    assert raw["schema_version"] == 2
+    upgraded = upgrade(raw)
+    assert upgraded["schema_version"] == 3
+    assert upgraded["decoding"] is None and upgraded["traffic"] is None
+    assert validation_problem(upgraded) is None
+    assert validation_problem(raw) is not None
 
 
 def test_frozen_results_aggregate_and_display() -> None:

@@ -11,7 +11,7 @@ import pytest
 from harness.results import validation_problem
 from harness.schemas import load_schema
 from lembench.errors import UserError
-from lembench.results.migrate import V1_PEAK_SOURCE, V2_METRICS, upgrade
+from lembench.results.migrate import CURRENT_VERSION, V1_PEAK_SOURCE, V2_METRICS, upgrade
 from lembench.store import ResultStore
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -28,15 +28,16 @@ def test_there_are_frozen_v1_files() -> None:
 
 @pytest.mark.parametrize("path", V1_FILES, ids=lambda p: p.name)
 def test_upgraded_v1_validates_against_the_current_schema(path: Path) -> None:
-    if load_schema("result")["properties"]["schema_version"].get("const") != 2:
-        pytest.skip("result.schema.json is not at schema_version 2")
+    if load_schema("result")["properties"]["schema_version"].get("const") != CURRENT_VERSION:
+        pytest.skip(f"result.schema.json is not at schema_version {CURRENT_VERSION}")
     result = json.loads(path.read_text())
     assert validation_problem(upgrade(result)) is None
 
 
 def test_ok_v1_gains_every_v2_field_as_null() -> None:
     v2 = upgrade(load("result-v1-ok-synthetic.json"))
-    assert v2["schema_version"] == 2
+    assert v2["schema_version"] == 3  # through v2, then v3 (decoding and traffic null)
+    assert v2["decoding"] is None and v2["traffic"] is None
     assert v2["timeline"] is None
     assert {k: v2["metrics"][k] for k in V2_METRICS} == dict.fromkeys(V2_METRICS)
     assert v2["energy"]["baseline"] is None and v2["energy"]["phases"] is None
@@ -53,7 +54,7 @@ def test_ok_v1_gains_every_v2_field_as_null() -> None:
 
 def test_failed_v1_gains_only_what_applies() -> None:
     v2 = upgrade(load("result-v1-failed-humaneval.json"))
-    assert v2["schema_version"] == 2 and v2["timeline"] is None
+    assert v2["schema_version"] == 3 and v2["timeline"] is None
     assert "metrics" not in v2 and "energy" not in v2 and "flops" not in v2
     assert v2["error"]["reason"] == "model_load_error"
 
@@ -71,11 +72,11 @@ def test_v2_is_returned_unchanged_and_upgrade_is_idempotent() -> None:
 
 
 def test_newer_versions_ask_for_a_newer_lembench() -> None:
-    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 3}
+    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 4}
     with pytest.raises(ValueError) as e:
         upgrade(future)
     assert str(e.value) == (
-        "result schema_version 3 is newer than this lembench (max 2); upgrade lembench"
+        "result schema_version 4 is newer than this lembench (max 3); upgrade lembench"
     )
 
 
@@ -97,7 +98,7 @@ def test_store_yields_upgraded_results(tmp_path: Path) -> None:
         _put(tmp_path, json.loads(path.read_text()))
     runs = list(ResultStore(tmp_path).iter_runs())
     assert len(runs) == len(V1_FILES)
-    assert all(r.result["schema_version"] == 2 and "timeline" in r.result for r in runs)
+    assert all(r.result["schema_version"] == 3 and "timeline" in r.result for r in runs)
     # The stored files themselves are never rewritten.
     assert all(
         json.loads((r.path / "result.json").read_text())["schema_version"] == 1 for r in runs
