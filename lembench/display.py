@@ -79,6 +79,9 @@ def grid_table(suite: Suite) -> Table:
 def summary_table(summary: pl.DataFrame, title: str) -> Table:
     """One row per experiment with mean ±std over cycles."""
     table = Table(title=title)
+    # HumanEval experiments are scored: their pass@1 and J per solved task get columns.
+    scored = "pass_at_1_n" in summary.columns and bool(summary["pass_at_1_n"].sum())
+    quality_cols = (("pass@1", "right"), ("J/solved task", "right")) if scored else ()
     for col, justify in (
         ("experiment", "left"),
         ("model", "left"),
@@ -91,6 +94,7 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
         ("TTFT p50 ms", "right"),
         ("ITL p50 ms", "right"),
         ("FLOPs/tok", "right"),
+        *quality_cols,
         ("runs", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -103,6 +107,14 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
         flops = fmt(row["flops_per_output_token"], ".3g")
         if row["flops_method"]:
             flops += f" ({escape(row['flops_method'])})"
+        quality = (
+            (
+                fmt_mean_std(row["pass_at_1_mean"], row["pass_at_1_std"], ".3f"),
+                fmt_mean_std(row["j_per_solved_task_mean"], row["j_per_solved_task_std"]),
+            )
+            if scored
+            else ()
+        )
         table.add_row(
             row["experiment_id"],
             escape(row["model"]),
@@ -115,6 +127,7 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
             fmt_ms(ttft),
             fmt_ms(itl),
             flops,
+            *quality,
             runs,
         )
     return table
@@ -191,6 +204,8 @@ def show_run(console: Console, run: StoredRun) -> None:
             f"{ph['decode_j']:.4g} J, other {ph['other_j']:.4g} J, idle {ph['idle_j']:.4g} J "
             f"of {ph['total_j']:.4g} J (closure {closure}, error {ph['closure_rel_error']:.2%})"
         )
+    if r.get("quality"):
+        console.print(quality_line(r["quality"]))
     if r.get("timeline"):
         t = r["timeline"]
         console.print(
@@ -198,6 +213,24 @@ def show_run(console: Console, run: StoredRun) -> None:
         )
     for w in r.get("warnings") or []:
         console.print(f"[yellow]warning[/yellow] {w['code']}: {escape(w['message'])}")
+
+
+def quality_line(q: dict[str, Any]) -> str:
+    """One line about a result's ``quality`` block: pass@1 and what scored it, or why not."""
+    scorer = q.get("scorer") or {}
+    by = (
+        f"{escape(str(scorer.get('package')))} {escape(str(scorer.get('version') or '?'))}, "
+        f"{scorer.get('timeout_s')} s per task"
+    )
+    if q.get("status") != "ok":
+        return (
+            f"quality ({escape(str(q.get('benchmark')))}): [red]not scored[/red]: "
+            f"{escape(str(q.get('error')))} ({by})"
+        )
+    return (
+        f"quality ({escape(str(q.get('benchmark')))}): {q.get('metric')} {q['pass_at_1']:.4g} "
+        f"({q['solved']}/{q['tasks']} tasks solved; scored by {by})"
+    )
 
 
 def _run_metrics_table(r: dict[str, Any]) -> Table:
@@ -229,6 +262,9 @@ def _run_metrics_table(r: dict[str, Any]) -> Table:
         "j_per_output_token_decode",
         "mfu",
         "mbu",
+        "pass_at_1",  # v4: scored workloads (HumanEval)
+        "j_per_solved_task",
+        "j_per_solved_task_net",
     ):
         if m.get(key) is not None:
             table.add_row(key, fmt(m[key], ".4g"))
@@ -283,6 +319,9 @@ SUMMARY_METRICS = (
     ("e2e_p50_s", "E2E p50 ms", 1000.0),
     ("mfu", "MFU", 1.0),
     ("mbu", "MBU", 1.0),
+    ("pass_at_1", "pass@1", 1.0),
+    ("j_per_solved_task", "J/solved task", 1.0),
+    ("j_per_solved_task_net", "J/solved task (net)", 1.0),
 )
 
 #: Summary metrics that come from the energy meters (labelled when the energy is an estimate).
@@ -344,7 +383,10 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
             fmt(scaled("std"), ".3g"),
             str(n),
         )
-    return Group(*lines, table)
+    after = []
+    if row.get("pass_at_1_n") and row.get("pass_at_1_mean") == 0:
+        after.append("J/solved task: undefined (no task was solved)")
+    return Group(*lines, table, *after)
 
 
 class Progress:
@@ -381,7 +423,7 @@ class Progress:
             )
         elif kind == "loaded":
             self._step(launch, f"model loaded in {event.get('seconds')} s")
-        elif kind in ("warmup", "measuring"):
+        elif kind in ("warmup", "measuring", "scoring"):
             exp = launch.experiments[int(event.get("index", 0))]
             self._step(launch, f"{exp.experiment_id} batch {exp.config['batch_size']} · {kind}")
         elif kind == "fatal":

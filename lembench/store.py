@@ -116,7 +116,9 @@ class ResultStore:
             return
         suites = [self.root / suite] if suite else sorted(self.root.iterdir())
         for suite_dir in suites:
-            if not suite_dir.is_dir() or suite_dir.name.startswith("."):
+            # ".work" is scratch; "_reproductions" holds reproduce records (suite names cannot
+            # start with "." or "_", so neither is ever a suite's folder).
+            if not suite_dir.is_dir() or suite_dir.name.startswith((".", "_")):
                 continue
             for path in sorted(suite_dir.glob(f"*/*/{RESULT_FILE}")):
                 if path.parent.name.startswith("."):

@@ -43,6 +43,8 @@ from lembench.report.pages import (
     pareto_points,
     row_html,
 )
+from lembench.report.quality import accuracy_charts, visible_columns
+from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
 
 MANIFEST = ".lembench-site.json"
@@ -116,7 +118,8 @@ def build_site(
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        rows, files, n_pages = render(collected, stage, max(1, page_size), workers)
+        records = records_for_site(Path(results_dir), suite)  # lembench reproduce records
+        rows, files, n_pages = render(collected, stage, max(1, page_size), workers, records)
         manifest = {
             "generator": GENERATOR,
             "lembench_version": __version__,
@@ -225,7 +228,11 @@ def _write(path: Path, content: str, files: list[str], root: Path) -> None:
 
 
 def render(
-    collected: Collected, site: Path, page_size: int, workers: int | None = None
+    collected: Collected,
+    site: Path,
+    page_size: int,
+    workers: int | None = None,
+    reproductions: list[dict[str, Any]] | None = None,
 ) -> tuple[list[Row], list[str], int]:
     """Write every page, the static files and the downloads into ``site``."""
     env = environment()
@@ -239,6 +246,7 @@ def render(
         "built_at": built_at,
         "n_runs": collected.n_runs,
         "n_experiments": len(rows),
+        "has_reproductions": bool(reproductions),  # the nav links the page only when it exists
     }
 
     (site / "static").mkdir()
@@ -264,6 +272,8 @@ def render(
     ]
     points = pareto_points(rows)
     pareto = charts.pareto_chart(points) if len(rows) <= INLINE_CHART_MAX else None
+    columns = visible_columns(COLUMNS, rows)  # pass@1 columns only when something was scored
+    accuracy = accuracy_charts(rows)  # None unless an experiment has pass@1
     index = env.get_template("index.html.j2")
     for i, (name, chunk) in enumerate(zip(names, chunks, strict=True)):
         sections = [
@@ -272,7 +282,7 @@ def render(
                 "title": title,
                 "note": note,
                 "total": totals[key],
-                "rows": [row_html(r) for r in chunk if r.energy_class == key],
+                "rows": [row_html(r, columns) for r in chunk if r.energy_class == key],
             }
             for key, title, note in SECTIONS
         ]
@@ -281,12 +291,13 @@ def render(
             root="",
             page_title="Leaderboard",
             sections=[s for s in sections if s["rows"]],
-            columns=COLUMNS,
+            columns=columns,
             filters=filters,
             pages=names,
             page_index=i,
             totals=totals,
             pareto=pareto if i == 0 else None,
+            accuracy=accuracy[0] if accuracy and i == 0 and pareto is not None else None,
         )
         _write(site / name, html, files, site)
 
@@ -298,6 +309,7 @@ def render(
             root="",
             page_title="Charts",
             pareto=charts.pareto_chart(points),
+            accuracy=accuracy,
             panels=panels,
             panels_left_out=left_out,
         ),
@@ -320,6 +332,8 @@ def render(
     )
     (site / "experiments").mkdir()
     files += experiment_pages(rows, site, common, workers)
+    if reproductions:  # after experiment_pages: it links to their pages
+        files += render_page(env, site, reproductions, collected, common)
     return rows, files, len(chunks)
 
 

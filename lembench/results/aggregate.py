@@ -74,6 +74,9 @@ METRICS = (
     "mfu",
     "mbu",
     "co2_g",
+    "pass_at_1",
+    "j_per_solved_task",
+    "j_per_solved_task_net",
 )
 
 #: Metrics whose spread flags an experiment ``high_variance``.

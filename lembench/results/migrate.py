@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 #: The result schema version this lembench reads and writes.
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 
 #: Metrics added by v2 (null in upgraded v1 results: v1 had no baseline, phases or peaks).
 V2_METRICS = (
@@ -28,6 +28,9 @@ V2_METRICS = (
 
 #: What v1 results say about device peaks (they did not record any).
 V1_PEAK_SOURCE = "not recorded (v1 result)"
+
+#: Metrics added by v4 (null in upgraded v3 results: nothing was scored before v4).
+V4_METRICS = ("pass_at_1", "j_per_solved_task", "j_per_solved_task_net")
 
 #: Environment fields added by v2 that may be null. (``os`` and ``kernel`` are strings when
 #: present and optional: an upgraded v1 result leaves them out rather than inventing them.)
@@ -85,8 +88,18 @@ def _v2_to_v3(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v3_to_v4(result: dict[str, Any]) -> dict[str, Any]:
+    # v4 added the quality block (HumanEval pass@1) and the metrics derived from it; a v3 result
+    # scored nothing, so they are null, never filled in after the fact.
+    out = {**result, "schema_version": 4}
+    out.setdefault("quality", None)
+    if "metrics" in out:
+        out["metrics"] = _with_nulls(out["metrics"], V4_METRICS)
+    return out
+
+
 def upgrade(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` in the current schema version (3). The input is not modified: changed sections
+    """``result`` in the current schema version (4). The input is not modified: changed sections
     are copied, the rest shared. A current result is returned as is; a newer one raises
     ValueError ("... upgrade lembench")."""
     version = schema_version_of(result)
@@ -94,4 +107,6 @@ def upgrade(result: dict[str, Any]) -> dict[str, Any]:
         result = _v1_to_v2(result)
     if version <= 2:
         result = _v2_to_v3(result)
+    if version <= 3:
+        result = _v3_to_v4(result)
     return result

@@ -106,3 +106,23 @@ def test_bad_meter_names(tmp_path: Path, meters: str, expected: str) -> None:
     proc = lembench("validate", "suite.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(f"error: suite.yaml: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("run", "--runtime", "x", "suite.yaml"), ["lembench run", "--runtime", "'local'"]),
+        (("advise", ".", "--scenario", "nope"), ["lembench advise", "--scenario", "'chat'"]),
+        (("run",), ["lembench run", "Missing argument 'SUITE'"]),
+        (("nosuch",), ["lembench:", "No such command 'nosuch'"]),
+    ],
+)
+def test_bad_options_and_arguments_are_one_line_exit_2(tmp_path, args, expected) -> None:
+    proc = lembench(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Usage:" not in proc.stderr and "Traceback" not in proc.stderr
+    for text in expected:
+        assert text in lines[0]
+    assert proc.stdout == ""

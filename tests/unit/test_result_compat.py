@@ -16,7 +16,7 @@ from harness.io import write_json_atomic
 from harness.results import validation_problem
 from lembench.display import runs_table, show_run, summary_table
 from lembench.results.aggregate import runs_frame, summarise
-from lembench.results.migrate import upgrade
+from lembench.results.migrate import CURRENT_VERSION, V4_METRICS, upgrade
 from lembench.store import StoredRun
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -35,23 +35,29 @@ def test_frozen_files_exist() -> None:
 def test_frozen_result_validates(path: Path) -> None:
     raw = json.loads(path.read_text())
     upgraded = upgrade(raw)
-    assert upgraded["schema_version"] == 3
+    assert upgraded["schema_version"] == CURRENT_VERSION == 4
     assert validation_problem(upgraded) is None
     assert validation_problem(raw) is not None  # proves the upgrade is what makes it load
+    # Nothing was scored before v4: quality and the metrics derived from it are null.
+    assert upgraded["quality"] is None
+    if "metrics" in upgraded:
+        assert {k: upgraded["metrics"][k] for k in V4_METRICS} == dict.fromkeys(V4_METRICS)
 
 
 V2_FILES = sorted((DATA / "runs").glob("*/*/*/result.json"))
 
 
 @pytest.mark.parametrize("path", V2_FILES, ids=lambda p: "/".join(p.parts[-4:-1]))
-def test_frozen_v2_result_upgrades_to_v3(path: Path) -> None:
-    """Real v2 runs (quickstart and a mixed suite) load as v3: decoding and traffic, which v2 did
-    not record, are present and null rather than invented."""
+def test_frozen_v2_result_upgrades_to_current(path: Path) -> None:
+    """Real v2 runs (quickstart and a mixed suite) load as the current version: decoding,
+    traffic (v3) and quality (v4), which v2 did not record, are present and null rather than
+    invented."""
     raw = json.loads(path.read_text())
     assert raw["schema_version"] == 2
     upgraded = upgrade(raw)
-    assert upgraded["schema_version"] == 3
+    assert upgraded["schema_version"] == CURRENT_VERSION
     assert upgraded["decoding"] is None and upgraded["traffic"] is None
+    assert upgraded["quality"] is None
     assert validation_problem(upgraded) is None
     assert validation_problem(raw) is not None
 
