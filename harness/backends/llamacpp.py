@@ -66,6 +66,25 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _hub_gguf(repo_id: str, filename: str, revision: str | None) -> Path:
+    """One GGUF file of a Hugging Face repo, from the local Hub cache or downloaded into it
+    (``huggingface_hub.hf_hub_download``; ``HF_HUB_OFFLINE=1`` uses the cache only)."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"loading {filename} from the Hugging Face repo {repo_id} needs huggingface_hub: "
+            f"{INSTALL_HINT}"
+        ) from exc
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision))
+    except Exception as exc:  # offline, gated repo, missing file: one line says which
+        raise ModelLoadError(
+            f"could not get {filename} from the Hugging Face repo {repo_id}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        ) from exc
+
+
 class _Context:
     """One ``llama_context`` plus the ``llama_batch`` used to feed it."""
 
@@ -216,10 +235,13 @@ class LlamaCppBackend(Backend):
             raise ModelLoadError(str(exc)) from exc
         if path is None and ref["kind"] == "path" and ref.get("gguf_file"):
             path = Path(ref["ref"]) / ref["gguf_file"]
+        if path is None and ref["kind"] == "hf" and ref.get("gguf_file"):
+            path = _hub_gguf(ref["ref"], ref["gguf_file"], ref.get("revision"))
         if path is None:
             raise ModelLoadError(
                 f"llamacpp needs a GGUF file: {ref['ref']!r} is a {ref['kind']!r} model "
-                "(give a .gguf path, a folder with gguf_file, or an alias such as smollm2-135m)"
+                "(give a .gguf path, a folder or Hugging Face repo with gguf_file, or an alias "
+                "such as smollm2-135m)"
             )
         if not path.is_file():
             raise ModelLoadError(f"GGUF file {path} does not exist")

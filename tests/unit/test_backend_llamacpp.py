@@ -189,3 +189,53 @@ def test_importing_the_module_does_not_import_the_engine() -> None:
         "sys.exit(1 if 'llama_cpp' in sys.modules or 'numpy' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def _fake_hub(monkeypatch, download) -> list[dict]:
+    """A fake ``huggingface_hub`` exposing ``hf_hub_download`` as documented (keyword arguments
+    repo_id, filename, revision; returns the cached file's path as a str)."""
+    import types
+
+    calls: list[dict] = []
+
+    def hf_hub_download(repo_id: str, filename: str, *, revision: str | None = None, **kw):
+        calls.append({"repo_id": repo_id, "filename": filename, "revision": revision})
+        return download(repo_id, filename)
+
+    monkeypatch.setitem(
+        sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=hf_hub_download)
+    )
+    return calls
+
+
+def test_a_hub_repo_with_gguf_file_resolves_through_the_hub_cache(monkeypatch, tmp_path) -> None:
+    cached = tmp_path / "model.Q4_K_M.gguf"
+    cached.write_bytes(b"GGUF")
+    calls = _fake_hub(monkeypatch, lambda repo, name: str(cached))
+    ref = {"kind": "hf", "ref": "org/model-GGUF", "gguf_file": "model.Q4_K_M.gguf",
+           "revision": "abc123"}  # fmt: skip
+    backend = LlamaCppBackend(ref, dict(BASE))
+    assert backend._gguf_path() == cached
+    assert calls == [
+        {"repo_id": "org/model-GGUF", "filename": "model.Q4_K_M.gguf", "revision": "abc123"}
+    ]
+
+
+def test_a_failed_hub_download_is_a_one_line_model_load_error(monkeypatch) -> None:
+    def offline(repo: str, name: str) -> str:
+        raise OSError("We couldn't connect to 'https://huggingface.co'\nmore detail")
+
+    _fake_hub(monkeypatch, offline)
+    ref = {"kind": "hf", "ref": "org/model-GGUF", "gguf_file": "m.gguf"}
+    with pytest.raises(ModelLoadError) as info:
+        LlamaCppBackend(ref, dict(BASE))._gguf_path()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "m.gguf" in message and "org/model-GGUF" in message and "OSError" in message
+
+
+def test_a_hub_gguf_without_huggingface_hub_is_backend_unavailable(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    ref = {"kind": "hf", "ref": "org/model-GGUF", "gguf_file": "m.gguf"}
+    with pytest.raises(BackendUnavailable, match="huggingface_hub"):
+        LlamaCppBackend(ref, dict(BASE))._gguf_path()
