@@ -19,6 +19,7 @@ from lembench.advice.commands import advise_command, audit_command, estimate_com
 from lembench.doctor import doctor_command
 from lembench.errors import UserError
 from lembench.images import images_group
+from lembench.options import results_dir_option, runtime_option
 from lembench.report.commands import export_command, report_command
 from lembench.reproduce.commands import reproduce_command
 
@@ -29,14 +30,6 @@ EXIT_INTERRUPTED = 130
 _WIDTH = None if sys.stdout.isatty() else 200
 out = Console(highlight=False, width=_WIDTH)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-
-results_dir_option = click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Root of the results store.",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,12 +44,7 @@ def cli() -> None:
 @click.option(
     "--resume", is_flag=True, help="Skip runs already stored successfully for this suite."
 )
-@click.option(
-    "--runtime",
-    "runtime_name",
-    type=click.Choice(["auto", "local", "docker"]),
-    help="Override the suite's runtime.",
-)
+@runtime_option
 def run(suite_file: str, results_dir: Path, resume: bool, runtime_name: str | None) -> None:
     """Run every experiment of SUITE (a YAML file) and store the results."""
     from lembench.suite import load_suite

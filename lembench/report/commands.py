@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from lembench.options import results_dir_option
 from lembench.report import EXPORT_FORMATS
 
 
@@ -66,13 +67,7 @@ def report_command(
 
 
 @click.command("export")
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Root of the results store.",
-)
+@results_dir_option
 @click.option("--suite", help="Only runs of this suite.")
 @click.option(
     "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True

@@ -16,6 +16,8 @@ from typing import Any
 import click
 from rich.console import Console
 
+from lembench.options import results_dir_option, runtime_option
+
 EXIT_SOME_FAILED = 3
 
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -36,19 +38,8 @@ def _consoles() -> tuple[Console, Console]:
     help="Run with random weights of the real architecture (no download); only claims about "
     "cost per token are judged, the others are not comparable.",
 )
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Root of the results store.",
-)
-@click.option(
-    "--runtime",
-    "runtime_name",
-    type=click.Choice(["auto", "local", "docker"]),
-    help="Override the suite's runtime.",
-)
+@results_dir_option
+@runtime_option
 @click.option("--resume", is_flag=True, help="Skip runs already stored successfully.")
 @click.option(
     "--compare-only",
