@@ -115,7 +115,10 @@ def check_suite(path: Path, display: str) -> list[Finding]:
                     [block_name, "quantization"],
                     e.experiment_id,
                 )
-    if suite.experiments and all(e.config["batch_size"] == 1 for e in suite.experiments):
+    # Under traffic the engine forms its batches from the requests in flight (batch_size does not
+    # apply), so only experiments that send static batches can be "batch size 1".
+    static = [e for e in suite.experiments if not e.config.get("traffic")]
+    if static and all(e.config["batch_size"] == 1 for e in static):
         written = lines.node(["experiment", "batch_size"]) or lines.node(["sweep", "batch_size"])
         how = "set to 1" if written is not None else "batch_size is not set: the default is 1"
         message = (
@@ -123,8 +126,8 @@ def check_suite(path: Path, display: str) -> list[Finding]:
             "saves"
         )
         run = Suggestion("add batch sizes to this suite", {"sweep": {"batch_size": [1, 8, 32]}})
-        model = model_label(suite.experiments[0].config["model"])
-        for e in suite.experiments:
+        model = model_label(static[0].config["model"])
+        for e in static:
             add(
                 Finding(0, 0, BATCH_ONE, message, model, None, (), run),
                 ["batch_size"],

@@ -221,6 +221,8 @@ def _four_bit(exps: list[Experiment]) -> list[Pitfall]:
 def _batch_one(exps: list[Experiment], scn: Scenario | None) -> list[Pitfall]:
     groups: dict[str, list[Experiment]] = defaultdict(list)
     for e in exps:
+        if e.config.get("traffic"):  # the engine batches what is in flight: batch_size is unused
+            continue
         groups[key(e, ["batch_size"])].append(e)
     out: list[Pitfall] = []
     only_one: list[Experiment] = []

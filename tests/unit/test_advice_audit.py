@@ -337,3 +337,22 @@ def test_undecodable_python(tmp_path: Path, monkeypatch, capsys) -> None:
     path.write_bytes(b"x = '\xff\xfe'\n")
     code, _, err = run_cli(monkeypatch, capsys, "audit", str(path))
     one_line_error(code, err, "latin.py: cannot read it")
+
+
+def test_suite_under_traffic_is_not_batch_size_one(tmp_path: Path) -> None:
+    # With traffic the serving engine batches the requests in flight; batch_size does not apply.
+    text = """
+        schema_version: 3
+        name: served
+        experiment:
+          backend: openai
+          model: org/Big-8B
+          openai: {base_url: "http://127.0.0.1:8000/v1"}
+          workload: {kind: synthetic, num_prompts: 8, input_tokens: 16, output_tokens: 16}
+          traffic: {pattern: concurrency, concurrency: 8}
+    """
+    report = audit(write(tmp_path, "served.yaml", text), tmp_path / "none")
+    assert [f.code for f in report.findings] == []
+    static = text.replace("          traffic: {pattern: concurrency, concurrency: 8}\n", "")
+    report = audit(write(tmp_path, "static.yaml", static), tmp_path / "none")
+    assert [f.code for f in report.findings] == ["batch_size_one"]

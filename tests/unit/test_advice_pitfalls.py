@@ -126,6 +126,14 @@ def test_only_batch_one_measured(tmp_path: Path) -> None:
     ]
 
 
+def test_batch_one_ignores_traffic_experiments(tmp_path: Path) -> None:
+    # Under traffic the engine batches what is in flight: batch_size 1 is not a choice made there.
+    served = config(batch_size=1)
+    served["traffic"] = {"pattern": "concurrency", "concurrency": 8}
+    add(tmp_path, served, j=1.0)
+    assert found(tmp_path, "batch_size_one") == []
+
+
 def test_batch_one_absent(tmp_path: Path) -> None:
     add(tmp_path, config(batch_size=1), j=1.0)
     add(tmp_path, config(batch_size=8), j=1.2)  # batching did not help here
