@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 
 from lembench import __version__
@@ -19,17 +18,14 @@ from lembench.advice.commands import advise_command, audit_command, estimate_com
 from lembench.doctor import doctor_command
 from lembench.errors import UserError
 from lembench.images import images_group
-from lembench.options import results_dir_option, runtime_option
+from lembench.options import EXIT_SOME_FAILED, console, results_dir_option, runtime_option
 from lembench.report.commands import export_command, report_command
 from lembench.reproduce.commands import reproduce_command
 
-EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
 
-# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room instead.
-_WIDTH = None if sys.stdout.isatty() else 200
-out = Console(highlight=False, width=_WIDTH)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = console()
+err = console(stderr=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,6 @@ Bad input raises ``lembench.errors.UserError`` (one line, exit code 2 through
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lembench.errors import UserError
+from lembench.options import console
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from lembench.advice.scenarios import Scenario
 
 EXIT_FINDINGS = 1
@@ -43,13 +41,6 @@ class _Number(click.ParamType):
 
 
 NUMBER = _Number()
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    # Off a terminal (pipes, CI logs) rich would wrap at 80 columns; give the tables room.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _scenario_options(default: str | None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -125,7 +116,7 @@ def advise_command(
     if as_json:
         click.echo(json.dumps(advice_json(advice), indent=2, ensure_ascii=False))
     else:
-        print_advice(_console(), advice)
+        print_advice(console(), advice)
 
 
 @click.command("estimate")
@@ -176,7 +167,7 @@ def estimate_command(
     if as_json:
         click.echo(json.dumps(projections_json(projections, scn), indent=2, ensure_ascii=False))
     else:
-        print_projections(_console(), projections)
+        print_projections(console(), projections)
 
 
 @click.command("audit")

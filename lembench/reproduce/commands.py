@@ -9,24 +9,13 @@ written).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from lembench.options import results_dir_option, runtime_option
-
-EXIT_SOME_FAILED = 3
-
-_WIDTH = None if sys.stdout.isatty() else 200
-
-
-def _consoles() -> tuple[Console, Console]:
-    out = Console(highlight=False, width=_WIDTH)
-    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
-    return out, err
+from lembench.options import EXIT_SOME_FAILED, console, results_dir_option, runtime_option
 
 
 @click.command("reproduce")
@@ -74,7 +63,7 @@ def reproduce_command(
     from lembench.errors import UserError
     from lembench.reproduce import reference
 
-    out, err = _consoles()
+    out, err = console(), console(stderr=True)
     folder = reference.studies_dir(studies_dir)
     if list_studies:
         if study:
