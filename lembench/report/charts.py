@@ -265,6 +265,18 @@ def _whisker(px: float, low: float, high: float, colour: str) -> str:
     return tag("line", class_="ci", x1=px, x2=px, y1=low, y2=high, stroke=colour)
 
 
+def mark_style(estimate: bool, emphasised: bool, colour: str | None) -> dict[str, str]:
+    """Attributes of one experiment's mark: estimates hollow grey (their inside still takes the
+    click: ``pointer-events: visible``), measured ones filled in their group's colour and larger
+    when ``emphasised`` (on the front). ``colour`` is the group's (None for an estimate: groups
+    are coloured by their measured experiments only)."""
+    if estimate:
+        return {"class_": "mark estimate", "r": "5", "fill": "none", "stroke": ESTIMATE_COLOUR,
+                "stroke_width": "1.5", "pointer_events": "visible"}  # fmt: skip
+    assert colour is not None, "a measured mark needs its group's colour"
+    return {"class_": "mark", "r": "6" if emphasised else "4.5", "fill": colour, "stroke": "#fff"}
+
+
 def _linked_circle(href: str, tip: str, **attrs: Any) -> str:
     """A circle that links to an experiment page, its tooltip in an SVG <title>."""
     return tag("a", tag("circle", f"<title>{escape(tip)}</title>", **attrs), href=href)
@@ -305,12 +317,7 @@ def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
         tip += " (estimate)" if p.estimate else (" (Pareto front)" if id(p) in on_front else "")
         if p.y_low is not None and p.y_high is not None and p.y_low > 0:
             body.append(_whisker(cx, y(p.y_low), y(p.y_high), "#666"))
-        if p.estimate:
-            style = {"class_": "mark estimate", "r": "5", "fill": "none"}
-            style.update(stroke=ESTIMATE_COLOUR, stroke_width="1.5")
-        else:
-            style = {"class_": "mark", "r": "6" if id(p) in on_front else "4.5"}
-            style.update(fill=colours[p.group], stroke="#fff")
+        style = mark_style(p.estimate, id(p) in on_front, colours.get(p.group))
         body.append(_linked_circle(p.href, tip, cx=cx, cy=cy, **style))
     body.append("</g>")
     legend = [(g, c, "circle") for g, c in colours.items()]

@@ -185,15 +185,9 @@ def accuracy_chart(points: list[AccuracyPoint], x_label: str, chart_id: str, tit
     body.append('<g class="marks">')
     for p in sorted(points, key=lambda p: not p.estimate):  # measured drawn last, on top
         cx, cy = x(p.x), y(p.y)
-        colour = ESTIMATE if p.estimate else colours[p.group]
         tip = f"{p.label}: pass@1 {p.y:.3g}%, {charts.fmt_num(p.x)} J"
         tip += " (estimate)" if p.estimate else (" (on the front)" if id(p) in on_front else "")
-        if p.estimate:
-            style = {"class_": "mark estimate", "r": "5", "fill": "none", "stroke": colour}
-            style.update(stroke_width="1.5", pointer_events="visible")  # hollow, still clickable
-        else:
-            r = "6" if id(p) in on_front else "4.5"
-            style = {"class_": "mark", "r": r, "fill": colour, "stroke": "#fff"}
+        style = charts.mark_style(p.estimate, id(p) in on_front, colours.get(p.group))
         body.append(charts._linked_circle(p.href, tip, cx=cx, cy=cy, **style))
     body.append("</g>")
     legend = [(g, c, "circle") for g, c in colours.items()]

@@ -42,6 +42,8 @@ def test_pareto_chart_draws_marks_links_front_and_escapes_labels() -> None:
     svg = str(pareto_chart([point(10, 1.0, XSS), point(20, 2.0, "b"), point(5, 3, "e", True)]))
     assert svg.startswith('<svg class="chart"') and svg.endswith("</svg>")
     assert svg.count('class="mark"') == 2 and svg.count('class="mark estimate"') == 1
+    # A hollow estimate mark still takes clicks inside its ring, not only on it.
+    assert svg.count('pointer-events="visible"') == 1
     assert 'class="front"' in svg
     assert XSS not in svg and "&lt;img src=x onerror=alert(1)&gt;" in svg
     assert "xmlns" not in svg and "http" not in svg
