@@ -20,13 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.telemetry import Telemetry
-
 from harness.backends.base import Prompt
 from harness.backends.pytorch import PyTorchBackend
-from harness.measure import LoadedBackend, Session, measure_experiment
+from harness.hardware.telemetry import Telemetry
 from harness.meters.chain import select_meters
-from harness.models import resolve_ref
+from harness.models.refs import resolve_ref
+from harness.window.measure import LoadedBackend, Session, measure_experiment
 from harness.workloads import build_prompts
 
 

@@ -1,7 +1,7 @@
 """Command line of the harness: ``python -m harness run <io-dir>/request.json``, and
 ``python -m harness check`` (the self test of an environment: what it can measure).
 
-Exit codes are ``harness.exitcodes.ExitCode``; logs go to stderr, data only to files.
+Exit codes are ``harness.contract.exitcodes.ExitCode``; logs go to stderr, data only to files.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "check":
-        from harness.check import main as check_main
+        from harness.hardware.selftest import main as check_main
 
         return int(check_main(args.backend, args.quiet))
 

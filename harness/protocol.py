@@ -14,18 +14,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from harness import registry
 from harness.backends.base import (
     Backend,
     BackendOOM,
     BackendUnavailable,
     ModelLoadError,
 )
-from harness.baseline import measure_baseline
-from harness.environment import snapshot
-from harness.exitcodes import ExitCode
-from harness.groups import load_group_id
-from harness.io import (
+from harness.contract import registry
+from harness.contract.exitcodes import ExitCode
+from harness.contract.groups import load_group_id
+from harness.contract.io import (
     RESULTS_DIR,
     EventLog,
     RequestError,
@@ -34,9 +32,11 @@ from harness.io import (
     write_fatal,
     write_json_atomic,
 )
-from harness.measure import LoadedBackend, Session, measure_experiment
+from harness.contract.results import base_result, failed_result, one_line, validation_problem
+from harness.hardware.environment import snapshot
 from harness.meters.base import MeterUnavailable
-from harness.results import base_result, failed_result, one_line, validation_problem
+from harness.window.baseline import measure_baseline
+from harness.window.measure import LoadedBackend, Session, measure_experiment
 from harness.workloads import WorkloadError
 
 log = logging.getLogger("harness")
@@ -108,8 +108,8 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     base_dir = Path(request["base_dir"]) if request.get("base_dir") else None
     measurement = request["measurement"]
 
+    from harness.hardware.telemetry import Telemetry
     from harness.meters.chain import select_meters  # imported late: meters pull optional libraries
-    from harness.telemetry import Telemetry
 
     try:
         meters, skipped = select_meters(measurement)

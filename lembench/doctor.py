@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 from harness import __version__
-from harness.check import ENGINES, check_codecarbon, check_nvml, check_rapl
-from harness.registry import NOT_YET_RUN_ON_HARDWARE
+from harness.contract import ENGINES, check_codecarbon, check_nvml, check_rapl
+from harness.contract.registry import NOT_YET_RUN_ON_HARDWARE
 from lembench.imagedefs import (
     IMAGES,
     LABEL_SOURCE,

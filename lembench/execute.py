@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.exitcodes import classify_exit
-from harness.io import (
+from harness.contract.exitcodes import classify_exit
+from harness.contract.io import (
     EVENTS_FILE,
     FATAL_FILE,
     RESULTS_DIR,
@@ -26,8 +26,8 @@ from harness.io import (
     now_iso,
     write_json_atomic,
 )
-from harness.results import failed_result
-from harness.schemas import error_path, first_error, schema_version
+from harness.contract.results import failed_result
+from harness.contract.schemas import error_path, first_error, schema_version
 from lembench import __version__
 from lembench.plan import Launch
 from lembench.runtimes import Runtime

@@ -46,7 +46,7 @@ def _connect() -> tuple[Any, str]:
 
 
 def _check_names(names: tuple[str, ...]) -> list[str]:
-    from harness.registry import suggest
+    from harness.contract.registry import suggest
 
     for name in names:
         if name not in IMAGES:

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from harness.groups import load_group_id
+from harness.contract.groups import load_group_id
 from lembench.suite import Experiment, Suite
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.io import now_iso, write_json_atomic
-from harness.results import validation_problem
+from harness.contract.io import now_iso, write_json_atomic
+from harness.contract.results import validation_problem
 from lembench import __version__
 
 RESULT_FILE = "result.json"

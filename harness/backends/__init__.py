@@ -1,1 +1,1 @@
-"""Inference backends: one module each, registered lazily in ``harness.registry``."""
+"""Inference backends: one module each, registered lazily in ``harness.contract.registry``."""

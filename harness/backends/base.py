@@ -36,7 +36,8 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How tokens are chosen (``harness.decoding`` resolves a suite's ``decoding:`` block).
+    """How tokens are chosen (``harness.workloads.decoding`` resolves a suite's ``decoding:``
+    block).
 
     ``do_sample=False`` is greedy decoding and every other field is then ignored. ``top_k=0`` and
     ``top_p=1.0`` and ``min_p=0.0`` switch those filters off. ``seed`` seeds the engine's sampler
@@ -155,8 +156,8 @@ class Backend(ABC):
         sampling: Sampling = GREEDY,
     ) -> Generation:
         """Submit one request now and await its completion (serving backends only, see
-        ``supports_traffic``). Runs on the process-wide event loop of ``harness.aio``; ``t_start``
-        is the submission time, ``token_times`` the arrival of each streamed token."""
+        ``supports_traffic``). Runs on the process-wide event loop of ``harness.backends.aio``;
+        ``t_start`` is the submission time, ``token_times`` the arrival of each streamed token."""
         raise NotImplementedError(f"the {self.name} backend does not serve traffic")
 
     @abstractmethod

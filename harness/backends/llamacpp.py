@@ -189,7 +189,7 @@ class LlamaCppBackend(Backend):
             self._ctx = self._new_context(ctx["n_seq_max"], ctx["n_ctx"])
         load_time = time.perf_counter() - t0
 
-        from harness.gguf_cache import file_sha256
+        from harness.models.gguf_cache import file_sha256
 
         meta = self._metadata()
         self._flops_info = _flops_inputs(path, meta, int(lib.llama_model_n_params(model)))
@@ -226,7 +226,7 @@ class LlamaCppBackend(Backend):
         )
 
     def _gguf_path(self) -> Path:
-        from harness.models import ModelRefError, local_file
+        from harness.models.refs import ModelRefError, local_file
 
         ref = self.model_ref
         try:
@@ -382,7 +382,7 @@ class LlamaCppBackend(Backend):
     ) -> list[Generation]:
         import numpy as np
 
-        from harness.timing import count_output_tokens
+        from harness.window.timing import count_output_tokens
 
         lib = self._lib
         lib.llama_memory_clear(lib.llama_get_memory(ctx.ptr), True)  # nothing from earlier batches
@@ -456,9 +456,9 @@ class LlamaCppBackend(Backend):
 
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
         """Forward FLOPs per token at ``sequence_length`` from the GGUF's own numbers: analytical
-        (``2*N_matmul`` from its tensor sizes + the causal attention term of ``harness.flops``),
-        else ``2 x parameters``."""
-        from harness.flops import attention_flops_per_token
+        (``2*N_matmul`` from its tensor sizes + the causal attention term of
+        ``harness.window.flops``), else ``2 x parameters``."""
+        from harness.window.flops import attention_flops_per_token
 
         f = self._flops_info
         params = f.get("params")

@@ -1,7 +1,8 @@
 """Any OpenAI-compatible server (vLLM serve, llama-server, llama-cpp-python, Ollama, LM Studio).
 
 Requests are streamed (``"stream": true``, server-sent events) with httpx's ``AsyncClient`` on the
-process-wide loop of ``harness.aio``. ``token_times`` are the arrival times of the chunks that carry
+process-wide loop of ``harness.backends.aio``. ``token_times`` are the arrival times of the chunks
+that carry
 output text; token counts come from the server's ``usage`` when it sends one in the stream, else
 from the tokenizer of the experiment's model. Synthetic prompts are token ids: they are sent as
 their detokenised text, and the server tokenises them again.
@@ -22,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness import aio
+from harness.backends import aio
 from harness.backends.base import (
     GREEDY,
     Backend,
@@ -177,7 +178,7 @@ def load_tokenizer(model_ref: dict[str, Any]) -> Any:
     """The tokenizer the experiment's model gives: ``model.tokenizer`` if set; a GGUF file's
     through llama_cpp (vocab only) when importable, else through transformers; else the Hub id or
     local folder through transformers."""
-    from harness.models import local_file
+    from harness.models.refs import local_file
 
     if model_ref.get("tokenizer"):
         return _HFTokenizer(model_ref["tokenizer"])
@@ -295,7 +296,9 @@ class OpenAIBackend(Backend):
     async def _list_models(self) -> list[dict[str, Any]]:
         httpx, url = self._httpx, f"{self.kw['base_url']}/models"
         if self._client is None:
-            self._client = self._new_client()  # created on harness.aio's loop, used only there
+            self._client = (
+                self._new_client()
+            )  # created on harness.backends.aio's loop, used only there
         try:
             resp = await self._client.get(url, timeout=min(self.kw["timeout_s"], 30.0))
         except httpx.ConnectError as exc:
@@ -361,7 +364,7 @@ class OpenAIBackend(Backend):
     ) -> list[Generation]:
         """All prompts submitted at once and awaited together: the server batches concurrent
         requests itself. ``t_start`` is each request's own submission time."""
-        from harness.traffic import serve_together
+        from harness.workloads.traffic import serve_together
 
         return serve_together(self, prompts, max_new_tokens, exact, sampling) if prompts else []
 
@@ -444,7 +447,7 @@ class OpenAIBackend(Backend):
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
         """Analytical FLOPs from the architecture of the experiment's model (its config on the
         client side, built on PyTorch's meta device: no weights), or unknown."""
-        from harness.flops import attention_flops_per_token, count_params
+        from harness.window.flops import attention_flops_per_token, count_params
 
         try:
             if self._flops_model is None:
@@ -470,7 +473,7 @@ class OpenAIBackend(Backend):
         return FlopsEstimate(2.0 * n + attention, "analytical", params, sequence_length, note)
 
     def _meta_model(self) -> tuple[Any, Any]:
-        from harness.models import local_file
+        from harness.models.refs import local_file
 
         ref = self.model_ref
         gguf = local_file(ref)

@@ -1,10 +1,12 @@
 """PyTorch / Hugging Face transformers backend.
 
 Loads Hub ids, local model folders and GGUF files (dequantised by transformers; the converted model
-is cached on disk, see ``harness.gguf_cache``), or builds a bundled architecture with seeded random
-weights (``weights: dummy``, ``harness.dummy_weights``), and generates static batches with real
-per-step timestamps (``harness.timing``). The engine options of the ``pytorch:`` block are mapped
-to transformers' API by pure functions in ``harness.backends.pytorch_options``. torch and
+is cached on disk, see ``harness.models.gguf_cache``), or builds a bundled architecture with seeded
+random
+weights (``weights: dummy``, ``harness.models.dummy_weights``), and generates static batches with
+real
+per-step timestamps (``harness.window.timing``). The engine options of the ``pytorch:`` block are
+mapped to transformers' API by pure functions in ``harness.backends.pytorch_options``. torch and
 transformers are imported inside functions only, so importing this module is cheap and works
 without them.
 """
@@ -186,7 +188,7 @@ class PyTorchBackend(Backend):
 
     def _gguf_path(self) -> Path | None:
         """The local GGUF file to convert (alias, gguf, or a folder plus gguf_file), or None."""
-        from harness.models import local_file
+        from harness.models.refs import local_file
 
         ref = self.model_ref
         path = local_file(ref)
@@ -210,7 +212,7 @@ class PyTorchBackend(Backend):
         info = self._provenance()
         gguf = self._gguf_path()
         if gguf is not None:
-            from harness.gguf_cache import converted_source
+            from harness.models.gguf_cache import converted_source
 
             source, extra, cache = converted_source(gguf, transformers)
             info.update(cache)
@@ -227,9 +229,9 @@ class PyTorchBackend(Backend):
     def _build_dummy(
         self, transformers: Any, kwargs: dict[str, Any]
     ) -> tuple[Any, Any, dict[str, Any]]:
-        """The architecture with seeded random weights (harness.dummy_weights), plus the tokenizer
-        the model reference names, if any."""
-        from harness import dummy_weights
+        """The architecture with seeded random weights (harness.models.dummy_weights), plus the
+        tokenizer the model reference names, if any."""
+        from harness.models import dummy_weights
 
         try:
             raw, source = dummy_weights.model_config(self.model_ref)
@@ -279,7 +281,7 @@ class PyTorchBackend(Backend):
             tok = self.tokenizer
             rows = self.model.get_input_embeddings().num_embeddings
             if tok is None:
-                from harness.dummy_weights import dummy_vocab_token_ids
+                from harness.models.dummy_weights import dummy_vocab_token_ids
 
                 self._vocab = [i for i in dummy_vocab_token_ids(self._model_config) if i < rows]
             else:
@@ -310,7 +312,7 @@ class PyTorchBackend(Backend):
             raise ValueError("every prompt needs at least one token")
         from transformers import GenerationConfig
 
-        from harness.timing import TokenTimestampStreamer, count_output_tokens
+        from harness.window.timing import TokenTimestampStreamer, count_output_tokens
 
         torch = self._torch
         width = max(len(p.token_ids) for p in prompts)
@@ -377,9 +379,9 @@ class PyTorchBackend(Backend):
     # -- FLOPs -----------------------------------------------------------------------------
 
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
-        """Forward FLOPs per token averaged over ``sequence_length`` tokens (harness.flops).
+        """Forward FLOPs per token averaged over ``sequence_length`` tokens (harness.window.flops).
         Not cached here: the protocol caches per load group, for every backend alike."""
-        from harness.flops import estimate_flops_per_token, estimate_from_config
+        from harness.window.flops import estimate_flops_per_token, estimate_from_config
 
         model = self.model
         config = model.config if model is not None else None

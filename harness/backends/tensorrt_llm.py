@@ -10,7 +10,8 @@ Two flows, chosen by ``tensorrt.runtime``:
   the ``max_*`` limits are runtime arguments of the LLM itself.
 
 Every request, of a static batch or of simulated traffic, goes through
-``LLM.generate_async(..., streaming=True)`` on the harness's one event loop (``harness.aio``); each
+``LLM.generate_async(..., streaming=True)`` on the harness's one event loop
+(``harness.backends.aio``); each
 streamed chunk is timestamped when it arrives. Not yet run on hardware by lembench: the code follows
 the documented API and is unit-tested against a fake of the library (tests/fakes/tensorrt_llm_fake).
 """
@@ -278,8 +279,8 @@ class TensorRTLLMBackend(Backend):
         """(provenance, LLM ``model`` argument, tokenizer source) for the model reference.
 
         Dummy weights: a folder holding the bundled config.json of the architecture
-        (``harness.dummy_weights.config_dir``); both flows' ``load_format='dummy'`` fill it with
-        random weights."""
+        (``harness.models.dummy_weights.config_dir``); both flows' ``load_format='dummy'`` fill it
+        with random weights."""
         ref = self.model_ref
         kind, name = ref.get("kind"), str(ref.get("ref"))
         tokenizer = ref.get("tokenizer")
@@ -291,7 +292,7 @@ class TensorRTLLMBackend(Backend):
             "weights": self.config.get("weights", "real"),
         }
         if self.config.get("weights") == "dummy":
-            from harness.dummy_weights import bundled_config, config_dir
+            from harness.models.dummy_weights import bundled_config, config_dir
 
             try:
                 self.hf_config = bundled_config(name)
@@ -409,7 +410,7 @@ class TensorRTLLMBackend(Backend):
             size = int(self.hf_config.get("vocab_size") or 0)
             tok = self.tokenizer
             if tok is None:
-                from harness.dummy_weights import dummy_vocab_token_ids
+                from harness.models.dummy_weights import dummy_vocab_token_ids
 
                 self._vocab = dummy_vocab_token_ids(self.hf_config)
                 return self._vocab
@@ -432,7 +433,7 @@ class TensorRTLLMBackend(Backend):
             return []
         if any(not p.token_ids for p in prompts):
             raise ValueError("every prompt needs at least one token")
-        from harness import aio
+        from harness.backends import aio
 
         async def batch() -> list[Generation]:
             t_start = time.perf_counter()
@@ -505,7 +506,7 @@ class TensorRTLLMBackend(Backend):
         """FLOPs per token from the checkpoint's architecture (``flops.estimate_from_config``): the
         engine's own weights are not torch modules, and the architecture's cost does not depend
         on the kernels."""
-        from harness.flops import estimate_from_config
+        from harness.window.flops import estimate_from_config
 
         if not self.hf_config:
             return FlopsEstimate(None, "unavailable", None, sequence_length, "no HF config")

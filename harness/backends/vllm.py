@@ -2,8 +2,8 @@
 
 Two engines, never both alive on the GPU: static batches run on the offline engine (``vllm.LLM``),
 driven step by step so every step's new tokens get a host timestamp; traffic (``agenerate``) runs on
-``AsyncLLM`` with streamed DELTA outputs on harness.aio's loop. ``load()`` starts the kind the
-first experiment needs; a call that needs the other kind shuts the live one down first (outside
+``AsyncLLM`` with streamed DELTA outputs on harness.backends.aio's loop. ``load()`` starts the kind
+the first experiment needs; a call that needs the other kind shuts the live one down first (outside
 the measured window: warmup makes that call). vllm is imported inside methods only, so importing
 this module is cheap and works without vLLM.
 """
@@ -75,7 +75,7 @@ def model_source(model_ref: dict[str, Any]) -> dict[str, Any]:
 
     vLLM 0.11 takes Hub ids and local folders as ``model``; GGUF only as a local file path (it
     then reads config and, unless ``tokenizer`` is given, the tokenizer from the GGUF file)."""
-    from harness.models import local_file
+    from harness.models.refs import local_file
 
     kind, ref = model_ref["kind"], model_ref["ref"]
     path = local_file(model_ref)
@@ -114,10 +114,10 @@ def engine_kwargs(config: dict[str, Any], source: dict[str, Any]) -> dict[str, A
 def dummy_source(model_ref: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Source arguments for random weights and their provenance: ``load_format="dummy"`` (vLLM's
     DummyModelLoader reads only config.json) on the bundled architecture's folder of a Hub id
-    (``harness.dummy_weights.config_dir``) or a local model folder. The tokenizer comes from
+    (``harness.models.dummy_weights.config_dir``) or a local model folder. The tokenizer comes from
     ``model.tokenizer``, else from a local folder that has one; without one
     ``skip_tokenizer_init=True`` (prompts are token ids, outputs are not detokenized)."""
-    from harness.dummy_weights import config_dir, config_sha256, model_config
+    from harness.models.dummy_weights import config_dir, config_sha256, model_config
 
     try:
         hf_config, note = model_config(model_ref)
@@ -289,10 +289,11 @@ class VllmBackend(Backend):
 
     @staticmethod
     def _on_loop(fn: Any) -> Any:
-        """Call ``fn()`` on harness.aio's loop: directly when already there (agenerate),
+        """Call ``fn()`` on harness.backends.aio's loop: directly when already there (agenerate),
         else through ``aio.run`` (load, generate). Another loop running in this thread (a host
-        application's, e.g. Playwright's sync API in one test process) is not harness.aio's."""
-        from harness import aio
+        application's, e.g. Playwright's sync API in one test process) is not
+        harness.backends.aio's."""
+        from harness.backends import aio
 
         try:
             running = asyncio.get_running_loop()
@@ -365,7 +366,7 @@ class VllmBackend(Backend):
         self._require()
         if self._vocab is None:
             if self._tokenizer is None:
-                from harness.dummy_weights import dummy_vocab_token_ids
+                from harness.models.dummy_weights import dummy_vocab_token_ids
 
                 self._vocab = dummy_vocab_token_ids(self._hf_config.to_dict())
             else:
@@ -495,6 +496,6 @@ class VllmBackend(Backend):
     def flops_per_token(self, sequence_length: int) -> FlopsEstimate:
         """Forward FLOPs per token from the served model's HF config (see ``config_flops``)."""
         self._require()
-        from harness.flops import estimate_from_config
+        from harness.window.flops import estimate_from_config
 
         return estimate_from_config(self._hf_config, sequence_length)

@@ -43,7 +43,7 @@ class EnergyComponent:
 class Meter(ABC):
     """Base class of energy meters: ``with meter: <measured region>``, then ``components``."""
 
-    #: Registry name (``harness.registry.BUILTIN_METERS``).
+    #: Registry name (``harness.contract.registry.BUILTIN_METERS``).
     name: str = ""
     #: Domains this meter reports.
     domains: tuple[str, ...] = ()

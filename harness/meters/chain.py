@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from harness import registry
+from harness.contract import registry
 from harness.meters.base import DOMAINS, EnergyComponent, Meter, MeterUnavailable
 
 

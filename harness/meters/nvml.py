@@ -124,7 +124,7 @@ def visible_gpu_indices(nv: Any, notes: list[str]) -> list[int]:
 
     ``nv`` is an initialised ``pynvml`` module. Remarks (entries ignored, ordering caveats) are
     appended to ``notes``. Raises MeterUnavailable when no GPU is selected. Shared by NvmlMeter and
-    harness.telemetry so both always look at the same devices.
+    harness.hardware.telemetry so both always look at the same devices.
     """
     count = nv.nvmlDeviceGetCount()
     if count == 0:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from harness.registry import option_block
+from harness.contract.registry import option_block
 from lembench.advice.audit_python import FOUR_BIT_WHY, INT8_WHY, Finding
 from lembench.advice.pitfalls import BATCH_ONE, FOUR_BIT, FOUR_BIT_KINDS, INT8
 from lembench.advice.sizes import SMALL_MODEL_PARAMS, human, model_params

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.registry import option_block
+from harness.contract.registry import option_block
 from lembench.advice.data import Experiment
 from lembench.results.aggregate import model_label
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.registry import option_block
+from harness.contract.registry import option_block
 from lembench.advice.sizes import params_from_name
 from lembench.errors import UserError
 from lembench.results.aggregate import METRICS, model_label, runs_frame, summarise

@@ -1,5 +1,5 @@
 """How many parameters a model has, without loading it: from a bundled architecture
-(``harness/model_configs``), a local ``config.json``, or a size written in its name (``135M``,
+(``harness/models/configs``), a local ``config.json``, or a size written in its name (``135M``,
 ``0.5B``). Unknown stays unknown (None): the advice never guesses a size.
 """
 
@@ -55,8 +55,8 @@ def params_from_config(config: dict[str, Any]) -> int | None:
 
 
 def params_from_bundled(model_id: str) -> int | None:
-    """Parameters of a model whose architecture lembench bundles (``harness/model_configs``)."""
-    from harness.dummy_weights import bundled_config
+    """Parameters of a model whose architecture lembench bundles (``harness/models/configs``)."""
+    from harness.contract import bundled_config
 
     try:
         return params_from_config(bundled_config(model_id))

@@ -1,12 +1,12 @@
-"""What the methodology page says beside ``harness.metrics.METRIC_DEFINITIONS``: energy methods,
-measurement warnings and how the report aggregates and ranks."""
+"""What the methodology page says beside ``harness.contract.definitions.METRIC_DEFINITIONS``:
+energy methods, measurement warnings and how the report aggregates and ranks."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.meters.base import METHODS
-from harness.metrics import METRIC_DEFINITIONS
+from harness.contract import METHODS
+from harness.contract.definitions import METRIC_DEFINITIONS
 from lembench.results.aggregate import MIN_CYCLES
 
 #: Energy methods (``energy.method`` / component ``method``) -> (measured or estimate, how).

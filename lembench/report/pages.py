@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from markupsafe import Markup
 
-from harness.metrics import METRIC_DEFINITIONS
-from harness.timeline import read_timeline
+from harness.contract.definitions import METRIC_DEFINITIONS
+from harness.contract.timeline_file import read_timeline
 from lembench.report import charts
 from lembench.report.data import Experiment, RunInfo, number, text
 from lembench.report.fmt import esc, sort_key, stat_html, stat_title, value

@@ -123,7 +123,7 @@ def verification_summary(ref: dict[str, Any], short: bool = False) -> str:
 
 
 def _print_list(out: Console, folder: Path) -> None:
-    from harness.registry import DUMMY_WEIGHTS_BACKENDS
+    from harness.contract.registry import DUMMY_WEIGHTS_BACKENDS
     from lembench.reproduce import reference
     from lembench.reproduce.display import study_table
     from lembench.reproduce.runner import dummy_capability

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lembench
-from harness.registry import suggest
+from harness.contract.registry import suggest
 from lembench.errors import UserError
 from lembench.reproduce import schemas
 from lembench.results.aggregate import METRICS

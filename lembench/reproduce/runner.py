@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from harness.registry import DUMMY_WEIGHTS_BACKENDS
+from harness.contract.registry import DUMMY_WEIGHTS_BACKENDS
 from lembench.errors import UserError
 from lembench.reproduce import measured
 from lembench.reproduce.compare import PointValue, judge

@@ -1,8 +1,8 @@
 """The two JSON Schemas of ``lembench reproduce``: ``reference.schema.json`` (a study's published
 data, written by people) and ``reproduction.schema.json`` (the record of one comparison, written by
 lembench). Both live in ``schemas/`` beside the suite and result schemas and ship the same way
-(``harness.schema_files``); they are loaded here rather than in ``harness.schemas`` because the
-harness never reads them.
+(``harness.schema_files``); they are loaded here rather than in ``harness.contract.schemas``
+because the harness never reads them.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def variant_label(config: dict[str, Any]) -> str:
     """What else sets this experiment apart, briefly: engine options, dummy weights, decoding,
     batching and traffic (e.g. ``quantization=bnb_nf4 double_quant; dummy weights; poisson 2
     qps``); '' for a plain experiment. Engine options are shown as given (null ones left out)."""
-    from harness.registry import option_block
+    from harness.contract.registry import option_block
 
     parts = []
     options = config.get(option_block(str(config.get("backend"))))

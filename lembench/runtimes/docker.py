@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.io import FATAL_FILE, write_fatal
+from harness.contract.io import FATAL_FILE, write_fatal
 from lembench.runtimes.base import (
     LOG_FILE,
     LaunchOutcome,
@@ -91,7 +91,8 @@ CA_FILE_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def lembench_cache_dir(environ: Mapping[str, str]) -> Path:
-    """The host's lembench cache (converted GGUF models, baselines): as harness.gguf_cache."""
+    """The host's lembench cache (converted GGUF models, baselines): as
+    harness.models.gguf_cache."""
     base = environ.get("LEMBENCH_CACHE_DIR")
     home = environ.get("HOME") or str(Path.home())
     return Path(base).expanduser() if base else Path(home) / ".cache" / "lembench"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from harness.schemas import load_schema
+from harness.contract.schemas import load_schema
 
 SCHEMA = "suite"
 

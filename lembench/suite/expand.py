@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.registry import suggest
+from harness.contract.registry import suggest
 from lembench.errors import UserError
 from lembench.suite.defaults import properties, resolve, schema_at
 from lembench.suite.extends import deep_merge

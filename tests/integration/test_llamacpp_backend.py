@@ -14,7 +14,7 @@ pytest.importorskip("llama_cpp")
 
 from harness.backends.base import Sampling
 from harness.backends.llamacpp import LlamaCppBackend
-from harness.models import ModelRefError, resolve_ref
+from harness.models.refs import ModelRefError, resolve_ref
 from harness.workloads.synthetic import make_prompts
 
 pytestmark = pytest.mark.integration

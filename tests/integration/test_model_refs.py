@@ -17,7 +17,7 @@ pytest.importorskip("transformers")
 
 from harness.backends.base import Prompt
 from harness.backends.pytorch import PyTorchBackend
-from harness.models import resolve_ref
+from harness.models.refs import resolve_ref
 
 pytestmark = pytest.mark.integration
 CONFIG = {"precision": "fp32", "device": "cpu", "pytorch": {"threads": None}}
@@ -95,7 +95,7 @@ def test_gguf_file_outside_any_package(reference, tmp_path: Path) -> None:
     text, _ = reference
     gguf = Path(resolve_ref("smollm2-135m")["ref"])
     if not gguf.exists():
-        from harness.models import alias_path
+        from harness.models.refs import alias_path
 
         gguf = alias_path("smollm2-135m")
     copy = tmp_path / "model.gguf"

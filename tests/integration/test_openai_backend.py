@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from harness.backends.base import Prompt
-from harness.traffic import arrival_times, run_traffic
+from harness.workloads.traffic import arrival_times, run_traffic
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from harness.models import alias_path
+    from harness.models.refs import alias_path
 
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
@@ -70,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def backend(server: str):
     from harness.backends.openai_compat import OpenAIBackend
-    from harness.models import resolve_ref
+    from harness.models.refs import resolve_ref
 
     b = OpenAIBackend(resolve_ref("smollm2-135m"), {"openai": {"base_url": server}})
     info = b.load()
@@ -101,7 +101,7 @@ def test_batch_with_exact_output_lengths(backend) -> None:
 
 def test_chat_api_exact_with_logit_bias_only(server: str) -> None:
     from harness.backends.openai_compat import OpenAIBackend
-    from harness.models import resolve_ref
+    from harness.models.refs import resolve_ref
 
     opts = {"base_url": server, "api": "chat", "exact_output": "logit_bias"}
     b = OpenAIBackend(resolve_ref("smollm2-135m"), {"openai": opts})

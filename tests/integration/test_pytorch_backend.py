@@ -17,7 +17,7 @@ pytest.importorskip("gguf")
 
 from harness.backends.base import Prompt
 from harness.backends.pytorch import PyTorchBackend
-from harness.models import ModelRefError, resolve_ref
+from harness.models.refs import ModelRefError, resolve_ref
 from harness.workloads import build_prompts
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.results import validation_problem
+from harness.contract.results import validation_problem
 
 pytestmark = pytest.mark.integration
 

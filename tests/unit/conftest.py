@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.stats import summarize
+from harness.window.stats import summarize
 
 CONFIG: dict[str, Any] = {
     "backend": "pytorch",

@@ -24,7 +24,7 @@ from harness.backends.openai_compat import (
     parse_chunk,
     request_body,
 )
-from harness.traffic import run_traffic
+from harness.workloads.traffic import run_traffic
 
 REF = {"kind": "hf", "ref": "org/model", "gguf_file": None, "revision": None, "tokenizer": None}
 URL = "http://testserver/v1"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness import aio
+from harness.backends import aio
 from harness.backends.base import (
     GREEDY,
     BackendOOM,
@@ -338,7 +338,7 @@ def test_encode_and_vocab_from_the_tokenizer(trt: Any, model_dir: Path) -> None:
 def test_dummy_weights_from_bundled_config(
     trt: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from harness.dummy_weights import bundled_config, bundled_model_ids
+    from harness.models.dummy_weights import bundled_config, bundled_model_ids
 
     monkeypatch.setenv("LEMBENCH_CACHE_DIR", str(tmp_path))
     model_id = bundled_model_ids()[0]

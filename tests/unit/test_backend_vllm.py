@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness import aio
+from harness.backends import aio
 from harness.backends.base import (
     GREEDY,
     BackendOOM,
@@ -33,7 +33,7 @@ from harness.backends.vllm import (
     sampling_kwargs,
     visible_devices,
 )
-from harness.flops import estimate_from_config
+from harness.window.flops import estimate_from_config
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "vllm_fake"
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "suite.schema.json"
@@ -196,7 +196,7 @@ def test_is_oom_follows_the_exception_chain() -> None:
 @pytest.mark.parametrize("tied", [True, False])
 def test_config_flops_matches_flops_analytical_on_a_real_model(tied: bool) -> None:
     transformers = pytest.importorskip("transformers")
-    from harness.flops import attention_flops_per_token, count_params, matmul_params
+    from harness.window.flops import attention_flops_per_token, count_params, matmul_params
 
     cfg = transformers.LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64,
                                    num_hidden_layers=2, num_attention_heads=4,
@@ -313,7 +313,7 @@ def test_tokenizer_vocab_and_encode(fake_vllm: Any) -> None:
 
 
 def test_dummy_weights_bundled_architecture(fake_vllm: Any, tmp_path: Path) -> None:
-    from harness.dummy_weights import bundled_config, dummy_vocab_token_ids
+    from harness.models.dummy_weights import bundled_config, dummy_vocab_token_ids
 
     model = {**HF, "ref": "meta-llama/Llama-3.2-1B"}
     backend = make({"weights": "dummy"}, model)

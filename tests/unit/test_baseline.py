@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.baseline import Baseline, cache_dir, measure_baseline
 from harness.meters.nvml import NvmlMeter
 from harness.meters.rapl import RaplMeter
+from harness.window.baseline import Baseline, cache_dir, measure_baseline
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 from tests.fakes.powercap import add_uj, make_tree
 

@@ -1,4 +1,4 @@
-"""Measurement warnings (harness.checks) from hand-built samples, processes and reports."""
+"""Measurement warnings (harness.window.checks) from hand-built samples, processes and reports."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import checks
 from harness.meters.base import EnergyComponent
-from harness.phases import Phases
-from harness.warmup import WarmupReport
+from harness.window import checks
+from harness.window.phases import Phases
+from harness.window.warmup import WarmupReport
 
 
 def gpu(id_="0", **fields):

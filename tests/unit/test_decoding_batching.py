@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.backends.base import GREEDY, Prompt
-from harness.batching import make_batches
-from harness.decoding import PRESETS, resolve
+from harness.workloads.batching import make_batches
+from harness.workloads.decoding import PRESETS, resolve
 
 
 def test_absent_block_is_greedy() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness import __version__
-from harness.results import validation_problem
+from harness.contract.results import validation_problem
 from lembench.execute import new_invocation_id, run_launches
 from lembench.imagedefs import LABEL_BACKEND, LABEL_VERSION, image_ref
 from lembench.plan import plan

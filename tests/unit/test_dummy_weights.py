@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from harness import dummy_weights
-from harness.dummy_weights import (
+from harness.models import dummy_weights
+from harness.models.dummy_weights import (
     bundled_config,
     bundled_model_ids,
     config_dir,
@@ -105,7 +105,7 @@ def test_model_config_for_each_ref_kind(tmp_path) -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, harness.dummy_weights as d; d.bundled_model_ids(); "
+        "import sys, harness.models.dummy_weights as d; d.bundled_model_ids(); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.groups import load_group_id
+from harness.contract.groups import load_group_id
 from lembench.errors import UserError
 from lembench.suite import load_suite
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import validation_problem
+from harness.contract.results import validation_problem
 from lembench.execute import build_request, new_invocation_id, run_launches
 from lembench.plan import plan
 from lembench.runtimes.local import LocalRuntime

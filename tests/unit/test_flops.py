@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from harness.flops import (  # noqa: E402 - after the importorskip guards
+from harness.window.flops import (  # noqa: E402 - after the importorskip guards
     attention_flops_per_token,
     estimate_flops_per_token,
     matmul_params,
@@ -115,7 +115,7 @@ def test_never_raises() -> None:
 def test_untied_head_on_the_meta_device_is_not_counted_as_tied() -> None:
     """Meta tensors share data_ptr() 0; an untied head must still count once (as a matmul)."""
     torch = pytest.importorskip("torch")
-    from harness.flops import matmul_params
+    from harness.window.flops import matmul_params
 
     class Toy(torch.nn.Module):
         def __init__(self, tied: bool) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import gguf_cache
-from harness.gguf_cache import MARKER, cache_key, cache_root, file_sha256, lookup, publish
+from harness.models import gguf_cache
+from harness.models.gguf_cache import MARKER, cache_key, cache_root, file_sha256, lookup, publish
 
 
 def test_root_follows_the_environment(monkeypatch, tmp_path: Path) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.baseline import Baseline
-from harness.measure import _energy_breakdown
+from harness.contract.results import validation_problem
 from harness.meters.base import EnergyComponent
-from harness.results import validation_problem
+from harness.window.baseline import Baseline
+from harness.window.measure import _energy_breakdown
 from tests.unit.conftest import make_result
 
 

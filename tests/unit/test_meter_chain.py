@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.contract.registry import UnknownNameError
+from harness.contract.schemas import iter_errors
 from harness.meters.base import EnergyComponent, MeterUnavailable
 from harness.meters.chain import combine, select_meters
 from harness.meters.nvml import NvmlMeter
 from harness.meters.rapl import RaplMeter
-from harness.registry import UnknownNameError
-from harness.schemas import iter_errors
 from tests.fakes import fake_pynvml
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.contract.schemas import iter_errors
 from harness.meters.base import MeterUnavailable
 from harness.meters.carbon import co2_grams
 from harness.meters.codecarbon import CodecarbonMeter
-from harness.schemas import iter_errors
 
 pytest.importorskip("codecarbon")
 

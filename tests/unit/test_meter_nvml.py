@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from harness.contract.schemas import iter_errors
 from harness.meters.base import MeterUnavailable
 from harness.meters.nvml import NvmlMeter
-from harness.schemas import iter_errors
 from tests.fakes import fake_pynvml
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.contract.schemas import iter_errors
 from harness.meters import rapl
 from harness.meters.base import MeterUnavailable
 from harness.meters.rapl import RaplMeter
-from harness.schemas import iter_errors
 from tests.fakes.powercap import MAX, add_uj, make_tree, make_zone, set_uj
 
 

@@ -1,10 +1,17 @@
-"""Device peak table and MFU / MBU (harness.peaks)."""
+"""Device peak table and MFU / MBU (harness.hardware.peaks)."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.peaks import BYTES_PER_ELEMENT, NO_PEAK, PEAKS, device_peaks, peak_for, utilisation
+from harness.hardware.peaks import (
+    BYTES_PER_ELEMENT,
+    NO_PEAK,
+    PEAKS,
+    device_peaks,
+    peak_for,
+    utilisation,
+)
 
 # NVML names as the driver reports them -> the table row they must match.
 NVML_NAMES = {
@@ -169,7 +176,7 @@ def test_utilisation_missing_inputs():
 
 
 def test_quantised_weights_are_read_at_their_stored_width():
-    from harness.peaks import utilisation
+    from harness.hardware.peaks import utilisation
 
     common = dict(
         flops_per_token=None,

@@ -1,10 +1,10 @@
-"""Per-phase energy attribution (harness.phases), checked against hand-computed values."""
+"""Per-phase energy attribution (harness.window.phases), checked against hand-computed values."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.phases import Phases, attribute
+from harness.window.phases import Phases, attribute
 
 
 def constant_series(power_w: float, duration_s: float, step_s: float = 0.1, domain: str = "gpu"):

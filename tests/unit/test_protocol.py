@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from harness import registry
-from harness.exitcodes import ExitCode
-from harness.groups import load_group_id
-from harness.io import EVENTS_FILE, FATAL_FILE, RESULTS_DIR
+from harness.contract import registry
+from harness.contract.exitcodes import ExitCode
+from harness.contract.groups import load_group_id
+from harness.contract.io import EVENTS_FILE, FATAL_FILE, RESULTS_DIR
+from harness.contract.results import validation_problem
 from harness.protocol import run
-from harness.results import validation_problem
 from tests.fakes.powercap import make_tree
 from tests.unit.conftest import CONFIG
 

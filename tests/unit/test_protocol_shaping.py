@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from harness import registry
-from harness.exitcodes import ExitCode
-from harness.io import RESULTS_DIR
+from harness.contract import registry
+from harness.contract.exitcodes import ExitCode
+from harness.contract.io import RESULTS_DIR
+from harness.contract.results import validation_problem
 from harness.protocol import run
-from harness.results import validation_problem
 from tests.fakes.powercap import make_tree
 from tests.helpers.echo_backend import ServingEchoBackend
 from tests.unit.test_protocol import _config, _request

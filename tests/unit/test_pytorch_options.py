@@ -261,7 +261,7 @@ def test_dummy_unknown_hub_id(tiny_dir) -> None:
 def test_state_dict_route_keeps_the_random_weights(tiny_dir) -> None:
     """The path bitsandbytes / device_map / tp runs take (without a quantizer, which needs CUDA):
     the random weights go through from_pretrained(None, config, state_dict) unchanged."""
-    from harness.dummy_weights import build_random_model, load_random_weights
+    from harness.models.dummy_weights import build_random_model, load_random_weights
 
     model, route = build_random_model(TINY, torch.device("cpu"), {"dtype": torch.float32})
     assert route == "from_config"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.results import validation_problem
+from harness.contract.results import validation_problem
 from lembench.cli import cli
 from lembench.report import build_site
 from lembench.report.synthetic import config, result, write_run

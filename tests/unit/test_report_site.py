@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
+from harness.contract.definitions import METRIC_DEFINITIONS
+from harness.contract.results import validation_problem
 from harness.meters.base import METHODS
-from harness.metrics import METRIC_DEFINITIONS
-from harness.results import validation_problem
 from lembench.errors import UserError
 from lembench.report import build_site
 from lembench.report.build import MANIFEST, is_site

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.io import write_json_atomic
-from harness.results import validation_problem
+from harness.contract.io import write_json_atomic
+from harness.contract.results import validation_problem
 from lembench.display import runs_table, show_run, summary_table
 from lembench.results.aggregate import runs_frame, summarise
 from lembench.results.migrate import CURRENT_VERSION, V4_METRICS, upgrade

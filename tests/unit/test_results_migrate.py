@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import validation_problem
-from harness.schemas import load_schema
+from harness.contract.results import validation_problem
+from harness.contract.schemas import load_schema
 from lembench.errors import UserError
 from lembench.results.migrate import CURRENT_VERSION, V1_PEAK_SOURCE, V2_METRICS, upgrade
 from lembench.store import ResultStore

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.results import validation_problem
-from harness.schemas import SCHEMA_NAMES, load_schema, schema_version
+from harness.contract.results import validation_problem
+from harness.contract.schemas import SCHEMA_NAMES, load_schema, schema_version
 from tests.unit.conftest import make_result
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"

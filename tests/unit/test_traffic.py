@@ -1,4 +1,4 @@
-"""harness.traffic: arrival schedules, the driver (against a fake serving backend) and the
+"""harness.workloads.traffic: arrival schedules, the driver (against a fake serving backend) and the
 steady-state window with its energy."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from harness.backends.base import (
     Sampling,
 )
 from harness.meters.base import EnergyComponent
-from harness.traffic import (
+from harness.workloads.traffic import (
     STEADY_STATE_DEFINITION,
     TrafficRun,
     arrival_times,

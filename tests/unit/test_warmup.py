@@ -1,4 +1,5 @@
-"""CV-based warmup (harness.warmup) with a fake clock: each batch advances it by a set latency."""
+"""CV-based warmup (harness.window.warmup) with a fake clock: each batch advances it by a set
+latency."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import statistics
 
 import pytest
 
-from harness.warmup import WarmupReport, coefficient_of_variation, warm_up
+from harness.window.warmup import WarmupReport, coefficient_of_variation, warm_up
 
 
 class FakeBatches:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -22,10 +23,17 @@ def load_schema(name: str) -> dict[str, Any]:
     """Return the parsed schema ``<name>.schema.json`` (suite, request or result)."""
     if name not in SCHEMA_NAMES:
         raise ValueError(f"unknown schema {name!r}; known: {', '.join(SCHEMA_NAMES)}")
-    text = (
-        resources.files("harness.schema_files").joinpath(f"{name}.schema.json").read_text("utf-8")
-    )
-    return json.loads(text)
+    return json.loads(schema_path(name).read_text("utf-8"))
+
+
+def schema_path(name: str) -> Any:
+    """Where ``<name>.schema.json`` is read from: the checkout's ``schemas/`` when the harness runs
+    from a source tree (so a checkout always validates against its own schemas, whatever is
+    installed), else the copy shipped as the package ``harness.schema_files``."""
+    source = Path(__file__).resolve().parents[2] / "schemas" / f"{name}.schema.json"
+    if source.is_file():
+        return source
+    return resources.files("harness.schema_files").joinpath(f"{name}.schema.json")
 
 
 @cache

@@ -108,7 +108,7 @@ def resolve_ref(ref: str | dict[str, Any], base_dir: Path | None = None) -> dict
 
     if kind == "alias":
         if value not in ALIASES:
-            from harness.registry import suggest
+            from harness.contract.registry import suggest
 
             raise ModelRefError(
                 f"unknown model alias {value!r}{suggest(value, sorted(ALIASES))} "

@@ -1,7 +1,7 @@
 """Bundled model architectures for ``weights: dummy`` (random weights, no download).
 
 A model's cost per token depends on its architecture (layer count, widths, attention heads,
-vocabulary), not on the values of its weights. ``harness/model_configs/`` holds the Hugging Face
+vocabulary), not on the values of its weights. ``harness/models/configs/`` holds the Hugging Face
 ``config.json`` of popular models, copied value for value from their Hub repositories (each file's
 ``_lembench_source`` says where the values were checked), so every backend can build the real
 architecture with random weights on a machine without the Hub.
@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-CONFIGS_DIR = Path(__file__).with_name("model_configs")
+CONFIGS_DIR = Path(__file__).with_name("configs")
 # Keys lembench adds to a bundled file; they are not part of the model's config.json.
 _OWN_KEYS = ("_lembench_model_id", "_lembench_source")
 DUMMY_SEED = 0  # the random initialisation is seeded, so a dummy model is the same on every run

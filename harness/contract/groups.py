@@ -15,7 +15,7 @@ from typing import Any
 
 def load_key(config: dict[str, Any]) -> dict[str, Any]:
     """The part of an expanded experiment config that determines the model load."""
-    from harness.registry import option_block
+    from harness.contract.registry import option_block
 
     backend = config["backend"]
     key = {

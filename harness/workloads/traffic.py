@@ -10,7 +10,8 @@ Used by every serving backend (``Backend.supports_traffic``) inside the measured
 - ``concurrency``: ``concurrency`` requests in flight from the start, the next one submitted as
   soon as one completes, until all prompts are done (a closed loop, no arrival schedule).
 
-Every request runs through ``backend.agenerate`` on the process-wide loop of ``harness.aio``.
+Every request runs through ``backend.agenerate`` on the process-wide loop of
+``harness.backends.aio``.
 The steady state is the stretch where the system holds its full load: from the first completion
 (the ramp-up is over) to the last submission (the drain starts); ``steady_state_block`` measures
 it on its own, energy included, from the power timeline.
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import aio
+from harness.backends import aio
 from harness.backends.base import GREEDY, Backend, Generation, Prompt, Sampling
 
 STEADY_STATE_DEFINITION = (
@@ -168,7 +169,8 @@ def run_traffic(
 ) -> TrafficRun:
     """Submit ``prompts`` as ``traffic`` says and wait for all of them (call inside the measured
     window, ``t0`` being its start; default: now). Blocks the calling thread; the requests run
-    on ``harness.aio``'s loop. A failing request cancels the others and its exception propagates.
+    on ``harness.backends.aio``'s loop. A failing request cancels the others and its exception
+    propagates.
     """
     if not backend.supports_traffic:
         raise ValueError(f"the {backend.name} backend does not serve traffic")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend, FlopsEstimate, Generation, Prompt
-from harness.baseline import Baseline
-from harness.io import TIMELINES_DIR
+from harness.contract.io import TIMELINES_DIR
 from harness.meters.base import Meter
-from harness.metrics import compute_metrics, request_timings
-from harness.scoring import quality_metrics, quality_warnings
+from harness.window.baseline import Baseline
+from harness.window.metrics import compute_metrics, request_timings
+from harness.window.scoring import quality_metrics, quality_warnings
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Session:
     measurement: dict[str, Any]  # the request's measurement block (defaults filled)
     io_dir: Path
     base_dir: Path | None = None
-    telemetry: Any = None  # harness.telemetry.Telemetry, None without NVML GPUs
+    telemetry: Any = None  # harness.hardware.telemetry.Telemetry, None without NVML GPUs
     baseline: Baseline | None = None
     gpu_names: list[str] = field(default_factory=list)  # GPUs the model runs on (for MFU/MBU)
 
@@ -50,14 +50,14 @@ def measure_experiment(
 ) -> None:
     """Warm up, measure one window and fill ``result`` with metrics, energy, flops, requests,
     timeline and warnings. ``emit(event, **fields)`` reports progress (optional)."""
-    from harness.batching import make_batches
-    from harness.checks import window_warnings
-    from harness.decoding import resolve as resolve_sampling
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
-    from harness.timeline import Timeline
-    from harness.warmup import warm_up
+    from harness.window.checks import window_warnings
+    from harness.window.timeline import Timeline
+    from harness.window.warmup import warm_up
     from harness.workloads import WorkloadError, build_prompts
+    from harness.workloads.batching import make_batches
+    from harness.workloads.decoding import resolve as resolve_sampling
 
     emit = emit or (lambda *a, **k: None)
     backend = session.loaded.backend
@@ -80,7 +80,7 @@ def measure_experiment(
     full = [b for b in batches if len(b) == size] or batches
     warm = full if strategy.endswith("static") else batches
     if traffic:
-        from harness.traffic import run_traffic, serve_together
+        from harness.workloads.traffic import run_traffic, serve_together
 
         # Warm the serving path itself (an engine may keep a separate one for static batches,
         # which must not be switched in inside the measured window).
@@ -162,7 +162,7 @@ def measure_experiment(
     result["decoding"] = sampling.to_dict()
     result["quality"] = quality
     if served is not None:
-        from harness.traffic import steady_state_block
+        from harness.workloads.traffic import steady_state_block
 
         result["traffic"] = {
             **served.info,
@@ -196,11 +196,11 @@ def _score(
     produced: list[tuple[list[Prompt], list[Generation]]],
     emit: Any,
 ) -> dict[str, Any] | None:
-    """The result's ``quality`` block: HumanEval completions scored (harness.scoring); None for
-    workloads that are not scored."""
+    """The result's ``quality`` block: HumanEval completions scored (harness.window.scoring); None
+    for workloads that are not scored."""
     if workload["kind"] != "humaneval":
         return None
-    from harness.scoring import error_block, score_window
+    from harness.window.scoring import error_block, score_window
 
     pairs: list[tuple[Prompt, Generation]] = []
     for batch, out in produced:
@@ -233,7 +233,7 @@ def _energy_breakdown(
 ) -> dict[str, Any] | None:
     """Net energy (idle subtracted) and prefill/decode attribution; fills the metrics' net and
     phase fields and returns the result's ``energy.phases`` block (None without energy)."""
-    from harness.phases import attribute
+    from harness.window.phases import attribute
 
     total = energy["energy_total_j"]
     domains = sorted({c.domain for c in components})
@@ -298,7 +298,7 @@ def _utilisation(
 
     Under traffic the engine's step count is unknown (it batches requests as they come), so MBU,
     which needs it, is left out rather than guessed."""
-    from harness.peaks import utilisation
+    from harness.hardware.peaks import utilisation
 
     steps: dict[int, int] = {}
     for b, g in generations:
@@ -328,7 +328,7 @@ def _write_timeline(
     """Write the samples as JSON Lines beside the result; the controller stores the file."""
     if not samples:
         return None
-    from harness.timeline import write_timeline
+    from harness.contract.timeline_file import write_timeline
 
     write_timeline(session.io_dir / TIMELINES_DIR / f"{experiment_id}.jsonl", samples)
     fields = sorted({k for s in samples for k in s})

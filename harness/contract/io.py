@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.schemas import error_path, first_error
+from harness.contract.schemas import error_path, first_error
 
 RESULTS_DIR = "results"
 EVENTS_FILE = "events.jsonl"

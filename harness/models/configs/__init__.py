@@ -1,2 +1,2 @@
 """Bundled Hugging Face config.json files of common architectures, for ``weights: dummy``
-(see ``harness.dummy_weights``)."""
+(see ``harness.models.dummy_weights``)."""

@@ -23,7 +23,7 @@ from importlib import metadata
 from typing import Any
 
 from harness import __version__
-from harness.exitcodes import ExitCode
+from harness.contract.exitcodes import ExitCode
 
 #: Backend name -> the modules its engine needs (imported for real by the check). Backends of the
 #: images that the harness has no backend module for yet are listed so images can be checked.
@@ -128,7 +128,7 @@ def check_codecarbon() -> dict[str, Any]:
 def check_backend(name: str, *, force: bool) -> dict[str, Any]:
     """Import the engine modules of backend ``name`` (all of them when ``force``; else only when
     the first one is installed) and, if the harness has a backend module for it, that too."""
-    from harness import registry
+    from harness.contract import registry
 
     modules = ENGINES.get(name, ())
     registered = name in registry.names("backend")
@@ -165,7 +165,7 @@ def check_backend(name: str, *, force: bool) -> dict[str, Any]:
 def report(backends: list[str] | None = None) -> dict[str, Any]:
     """The whole self test. ``backends``: check only these (each imported for real); default:
     every known backend that is installed."""
-    from harness import registry
+    from harness.contract import registry
 
     names = backends or sorted(set(ENGINES) | set(registry.names("backend")))
     nvml = check_nvml()
@@ -234,7 +234,7 @@ def main(backends: list[str] | None = None, quiet: bool = False) -> int:
     """Print the report (JSON on stdout, lines on stderr); exit status as in the module doc."""
     import warnings
 
-    from harness import registry
+    from harness.contract import registry
 
     unknown = [b for b in backends or () if b not in ENGINES and b not in registry.names("backend")]
     if unknown:

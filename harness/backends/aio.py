@@ -37,7 +37,7 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     target = loop()
     if threading.current_thread() is _thread:
         coro.close()
-        raise RuntimeError("harness.aio.run called from inside the event loop")
+        raise RuntimeError("harness.backends.aio.run called from inside the event loop")
     return asyncio.run_coroutine_threadsafe(coro, target).result(timeout)
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.io import write_json_atomic
+from harness.contract.io import write_json_atomic
 from harness.meters.base import Meter
 from harness.meters.chain import combine
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness import __version__
-from harness.schemas import error_path, first_error, schema_version
+from harness.contract.schemas import error_path, first_error, schema_version
 
 
 def base_result(

@@ -15,7 +15,7 @@ series that disagrees with the meters (a wrong sample, a counter that wrapped, a
 
 Net energies subtract the idle baseline: ``net = gross - idle_power_w x length``; ``idle_j`` is the
 idle power over the whole window. Nothing is clamped: a baseline above the window's mean power gives
-negative net energies, which the caller reports (``harness.checks.negative_net_energy``).
+negative net energies, which the caller reports (``harness.window.checks.negative_net_energy``).
 
 Domains without a series (an estimate meter such as codecarbon cannot be read mid-window) are split
 by time share: each part gets ``length / duration_s`` of that domain's window total. ``method``

@@ -55,8 +55,8 @@ def _version(dist: str) -> str | None:
 
 
 def snapshot(telemetry: Any = None) -> dict[str, Any]:
-    """Python, OS, CPU, memory, GPUs (from ``harness.telemetry.Telemetry.static()``, [] without
-    NVML) and package versions of this process's environment."""
+    """Python, OS, CPU, memory, GPUs (from ``harness.hardware.telemetry.Telemetry.static()``, []
+    without NVML) and package versions of this process's environment."""
     try:
         import psutil
 

