@@ -42,6 +42,7 @@ ENV_ALLOWLIST = frozenset(
         "REQUESTS_CA_BUNDLE",
         "CURL_CA_BUNDLE",
         "VIRTUAL_ENV",
+        "PYTHONPATH",
     }
 )
 ENV_PREFIXES = ("LEMBENCH_",)

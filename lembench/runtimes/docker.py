@@ -74,6 +74,7 @@ HOST_ONLY_ENV = frozenset(
         "HOME",
         "USER",
         "VIRTUAL_ENV",
+        "PYTHONPATH",
         "TMPDIR",
         "XDG_CACHE_HOME",
         "TORCH_HOME",

@@ -37,6 +37,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def _with_harness_source(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the folder holding the controller's own ``harness`` package first on
+    PYTHONPATH: a local harness process runs the very harness code of the controller that launched
+    it (a source checkout or a second worktree next to an installed copy gets its own harness, never
+    another one installed in the same interpreter)."""
+    import harness
+
+    root = str(Path(harness.__file__).resolve().parents[1])
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    return {**env, "PYTHONPATH": os.pathsep.join([root, *rest])}
+
+
 class LocalRuntime(Runtime):
     """Runs ``python -m harness run request.json`` with this interpreter, in its own session so a
     timeout kills the whole process group."""
@@ -59,7 +71,7 @@ class LocalRuntime(Runtime):
             proc = subprocess.Popen(
                 cmd,
                 cwd=io_dir,
-                env=harness_environment(secrets=requested_secrets(io_dir)),
+                env=_with_harness_source(harness_environment(secrets=requested_secrets(io_dir))),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

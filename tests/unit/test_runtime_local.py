@@ -131,3 +131,17 @@ def test_sigterm_to_the_controller_stops_the_harness(tmp_path: Path) -> None:
     while (_alive(parent) or _alive(child)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(parent) and not _alive(child)
+
+
+def test_local_harness_runs_the_controllers_own_harness_code(tmp_path, monkeypatch) -> None:
+    """The harness process gets the folder of the controller's ``harness`` package first on its
+    PYTHONPATH, and keeps the user's entries after it."""
+    import os
+    from pathlib import Path
+
+    import harness
+    from lembench.runtimes.local import _with_harness_source
+
+    root = str(Path(harness.__file__).resolve().parents[1])
+    env = _with_harness_source(harness_environment({"PYTHONPATH": f"/x{os.pathsep}{root}"}))
+    assert env["PYTHONPATH"].split(os.pathsep) == [root, "/x"]
