@@ -34,7 +34,7 @@ LABEL_SOURCE = "dev.lembench.source"
 #: package build needs; the controller's code in an image is never run, so it is not part of the
 #: digest, and an image does not go stale when only the controller changes.)
 CONTEXT_PATHS = ("pyproject.toml", "harness", "schemas")
-CONTEXT_FILES = ("images/requirements.py",)
+CONTEXT_FILES = ("images/requirements.py", "images/harness-tail.sh")
 
 
 @dataclass(frozen=True)
