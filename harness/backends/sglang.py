@@ -245,7 +245,14 @@ class SGLangBackend(Backend):
             load_time_s=round(load_time, 3),
         )
         dtype = DTYPES[self.config.get("precision", "fp32")]
-        device = "server" if self.server_url else self._kwargs["device"]
+        asked = str(self.config.get("device", "auto"))
+        device = (
+            "server"
+            if self.server_url
+            else asked
+            if asked.startswith("cuda")
+            else self._kwargs["device"]
+        )
         versions = {name: library_version(name) for name in _VERSIONED}
         return LoadInfo(
             device=device, dtype=dtype, load_time_s=load_time, model=info, versions=versions
@@ -401,7 +408,12 @@ class SGLangBackend(Backend):
 
         async def batch() -> list[Tally]:
             t_start = time.perf_counter()
-            return list(await asyncio.gather(*(self._request(p, params, t_start) for p in prompts)))
+            tasks = [asyncio.ensure_future(self._request(p, params, t_start)) for p in prompts]
+            try:
+                return list(await asyncio.gather(*tasks))
+            finally:  # one failed request ends the batch: stop streaming the others
+                for task in tasks:
+                    task.cancel()
 
         self.tallies = aio.run(batch()) if prompts else []
         return [t.generation(p) for t, p in zip(self.tallies, prompts, strict=True)]

@@ -256,3 +256,12 @@ def test_suite_takes_an_sglang_block_and_names_its_engine(tmp_path: Path) -> Non
     path.write_text(head + "  sglang: {tp: 2}\n")
     with pytest.raises(UserError, match=r"experiment\.sglang\.tp: unknown key for the sglang"):
         load_suite(path)
+
+
+def test_a_failed_request_ends_its_batch_and_the_device_is_recorded(fake_sglang: Any) -> None:
+    backend = make({"device": "cuda:1"})
+    info = backend.load()
+    assert info.device == "cuda:1" and info.model["engine_args"]["base_gpu_id"] == 1
+    with pytest.raises(ValueError, match="at least one token"):
+        backend.generate(prompts([3] * 4, []), 50, exact=True)
+    backend.unload()
