@@ -212,3 +212,16 @@ def test_backend_modules_keep_engines_inside_methods() -> None:
         ]
         assert not heavy & set(top), (path.name, heavy & set(top))
     assert inspect.ismodule(registry)
+
+
+def test_imagedefs_reads_descriptions_with_the_standard_library_only() -> None:
+    """.ci/podman.sh runs lembench.imagedefs with the system python3: no site-packages here."""
+    out = subprocess.run(
+        [sys.executable, "-S", "-m", "lembench.imagedefs", "base", "sglang"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("lmsysorg/sglang:")
