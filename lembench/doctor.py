@@ -17,8 +17,8 @@ from typing import Any
 import click
 
 from harness import __version__
-from harness.contract import ENGINES, check_codecarbon, check_nvml, check_rapl
-from harness.contract.registry import NOT_YET_RUN_ON_HARDWARE
+from harness.contract import check_codecarbon, check_nvml, check_rapl
+from harness.contract.registry import descriptions
 from lembench.imagedefs import (
     IMAGES,
     LABEL_SOURCE,
@@ -222,15 +222,9 @@ def _gpu_in_container(f: Findings) -> None:
         )
 
 
-_LOCAL_FIX = {
-    "pytorch": "./setup.sh (installs the CPU engine)",
-    "openai": "./setup.sh (installs httpx)",
-    "llamacpp": "./setup.sh --llamacpp (builds llama-cpp-python)",
-}
-
-
 def _backends(f: Findings) -> None:
-    for backend, modules in ENGINES.items():
+    for description in descriptions():
+        backend, modules = description.name, description.imports
         installed = [m for m in modules if importlib.util.find_spec(m) is not None]
         if len(installed) == len(modules):
             local = f"local: ready ({', '.join(modules)} installed)"
@@ -250,7 +244,7 @@ def _backends(f: Findings) -> None:
         else:
             docker_part, docker_ok = f"docker: {image_ref(image)} {state}", False
         needs_gpu = image is not None and IMAGES[image].gpu
-        if backend in NOT_YET_RUN_ON_HARDWARE:
+        if not description.tested_on_hardware:
             # Written against the engine's documented API and tested against a fake of it only.
             local += " (not yet run on hardware by lembench)"
         if local_ok or docker_ok:
@@ -262,9 +256,8 @@ def _backends(f: Findings) -> None:
                 f"lembench images build {image}"
                 if f.engine is not None and image
                 else (
-                    _LOCAL_FIX.get(
-                        backend, f"pip install {backend} (or use its image with an engine)"
-                    )
+                    description.install
+                    or f"pip install {backend} (or use its image with an engine)"
                 )
             )
             f.add(f"backend {backend}", False, f"{local}; {docker_part}", fix)

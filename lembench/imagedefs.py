@@ -5,7 +5,9 @@ their build context. Standard library only (``.ci/podman.sh`` runs it with the s
     python3 -m lembench.imagedefs base cpu              # the Dockerfile's default BASE_IMAGE
 
 Images are tagged ``lembench/<name>:<harness version>``; each records OCI labels (the harness
-version, the backend, the base image) that the docker runtime checks before running one.
+version, the backend, the base image) that the docker runtime checks before running one. Which
+images exist and which backend each serves comes from the backends' descriptions (``image``,
+``cpu_image``); an image's folder images/<name>/ holds its Dockerfile.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import __version__
+from harness.contract.registry import UnknownNameError, describe, descriptions
 
 REPOSITORY = "lembench"
 LABEL_VERSION = "org.opencontainers.image.version"
@@ -31,7 +34,7 @@ LABEL_SOURCE = "dev.lembench.source"
 #: package build needs; the controller's code in an image is never run, so it is not part of the
 #: digest, and an image does not go stale when only the controller changes.)
 CONTEXT_PATHS = ("pyproject.toml", "harness", "schemas")
-CONTEXT_FILES = ("images/requirements.py",)
+CONTEXT_FILES = ("images/requirements.py", "images/harness-tail.sh")
 
 
 @dataclass(frozen=True)
@@ -40,34 +43,21 @@ class ImageDef:
 
     name: str
     backend: str  # the harness backend it serves (dev.lembench.backend)
-    gpu: bool  # needs an NVIDIA GPU to be useful
-    summary: str
+    gpu: bool  # needs an NVIDIA GPU to be useful: some backend's `image` (not only a cpu_image)
 
 
-IMAGES: dict[str, ImageDef] = {
-    image.name: image
-    for image in (
-        ImageDef("cpu", "pytorch", False, "torch (CPU) + transformers + gguf; runs anywhere"),
-        ImageDef(
-            "pytorch", "pytorch", True, "CUDA torch + transformers + accelerate + bitsandbytes"
-        ),
-        ImageDef("vllm", "vllm", True, "the official vLLM image + the harness"),
-        ImageDef("tensorrt-llm", "tensorrt-llm", True, "NVIDIA's TensorRT-LLM release image"),
-        ImageDef("llamacpp", "llamacpp", True, "llama-cpp-python built with CUDA"),
-    )
-}
+def _images() -> dict[str, ImageDef]:
+    """Every image a backend description names: CPU-only images first, then by name."""
+    gpu_images = {d.image for d in descriptions() if d.image}
+    found: dict[str, ImageDef] = {}
+    for description in descriptions():
+        for name in (description.image, description.cpu_image):
+            if name and name not in found:
+                found[name] = ImageDef(name, description.name, name in gpu_images)
+    return {name: found[name] for name in sorted(found, key=lambda n: (found[n].gpu, n))}
 
-#: Backend names (and spellings users write) -> image, for hosts with and without NVIDIA GPUs.
-_BACKEND_IMAGES: dict[str, tuple[str, str]] = {
-    "pytorch": ("pytorch", "cpu"),
-    "vllm": ("vllm", "vllm"),
-    "tensorrt-llm": ("tensorrt-llm", "tensorrt-llm"),
-    "tensorrt_llm": ("tensorrt-llm", "tensorrt-llm"),
-    "trtllm": ("tensorrt-llm", "tensorrt-llm"),
-    "llamacpp": ("llamacpp", "llamacpp"),
-    "llama.cpp": ("llamacpp", "llamacpp"),
-    "llama-cpp": ("llamacpp", "llamacpp"),
-}
+
+IMAGES: dict[str, ImageDef] = _images()
 
 
 def image_ref(name: str, version: str = __version__) -> str:
@@ -78,10 +68,11 @@ def image_ref(name: str, version: str = __version__) -> str:
 def image_for_backend(backend: str, gpu: bool) -> str | None:
     """The image (name) that runs ``backend`` on a host with (``gpu``) or without NVIDIA GPUs;
     None for a backend no image serves."""
-    pair = _BACKEND_IMAGES.get(backend)
-    if pair is None:
+    try:
+        description = describe(backend)  # also the spellings users write (llama.cpp, trtllm)
+    except UnknownNameError:
         return None
-    return pair[0] if gpu else pair[1]
+    return description.image if gpu else description.cpu_image
 
 
 def fitting_images(gpu: bool) -> list[str]:

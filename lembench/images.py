@@ -182,7 +182,7 @@ def build_command(
     quiet: bool,
 ) -> None:
     """Build images NAMES (default: those that fit this machine: cpu, plus the GPU images where
-    NVIDIA GPUs are). Names: cpu, pytorch, vllm, tensorrt-llm, llamacpp."""
+    NVIDIA GPUs are). Names: see `lembench images list`."""
     chosen = _check_names(names) if names else fitting_images(host_has_nvidia_gpu())
     if base_image and len(chosen) != 1:
         raise UserError("--base-image applies to one image: name exactly one")
@@ -276,6 +276,27 @@ def _size(n: int | None) -> str:
     if n is None:
         return "-"
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+@images_group.command("compose")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file (e.g. compose.yaml) instead of standard output.",
+)
+def compose_command(output: str | None) -> None:
+    """Print compose.yaml: one service per image, from the backends' descriptions."""
+    from lembench.compose import compose_text
+
+    text = compose_text()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 @images_group.command("list")

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from harness.contract.descriptions import BackendDescription
+
 
 class BackendUnavailable(RuntimeError):
     """The engine or a library it needs cannot be imported here (exit code BACKEND_UNAVAILABLE)."""
@@ -114,10 +116,25 @@ class Backend(ABC):
     backend options) is the same for every experiment of the group.
     """
 
+    #: Everything the rest of lembench knows about this backend (registry, suite schema, images,
+    #: doctor, environment). A built-in backend class defines its own; ``name`` and
+    #: ``supports_traffic`` then follow from it (see ``__init_subclass__``).
+    description: ClassVar[BackendDescription]
     name: str = ""
     # Serving engines (an OpenAI-compatible server, vLLM's async engine, ...) accept requests one
     # at a time while others run: they implement ``agenerate`` and may take a ``traffic:`` block.
     supports_traffic: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take ``name`` and ``supports_traffic`` from the class's own description, so they are
+        said once (a class that sets them itself keeps its values)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("description")
+        if isinstance(own, BackendDescription):
+            if "name" not in cls.__dict__:
+                cls.name = own.name
+            if "supports_traffic" not in cls.__dict__:
+                cls.supports_traffic = own.traffic
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         self.model_ref = model

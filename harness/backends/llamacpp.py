@@ -41,12 +41,14 @@ from harness.backends.base import (
 )
 from harness.backends.llamacpp_options import (
     CTX_ALIGN,
+    OPTIONS_SCHEMA,
     _flops_inputs,
     _round_up,
     choose_token,
     engine_args,
     is_ordinary,
 )
+from harness.contract.descriptions import BackendDescription
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,21 @@ class _Context:
 class LlamaCppBackend(Backend):
     """A GGUF model in llama.cpp: CPU (or GPU layers with a CUDA build), native batching."""
 
-    name = "llamacpp"
+    description = BackendDescription(
+        name="llamacpp",
+        summary="a GGUF model in llama.cpp (llama-cpp-python): CPU or GPU layers, native batching",
+        options_schema=OPTIONS_SCHEMA,
+        aliases=("llama.cpp", "llama-cpp"),
+        streaming=True,
+        quantisations=("gguf",),  # the GGUF file's own type (Q4_K_M, Q8_0, ...)
+        imports=("llama_cpp",),
+        distributions=("llama_cpp_python", "numpy", "gguf"),
+        image="llamacpp",
+        cpu_image="llamacpp",
+        tested_on_hardware=True,
+        install="./setup.sh --llamacpp (builds llama-cpp-python)",
+        engine_distribution="llama_cpp_python",
+    )
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         super().__init__(model, config)

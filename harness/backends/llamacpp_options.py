@@ -183,3 +183,68 @@ def _flops_inputs(path: Path, meta: dict[str, str], n_params: int) -> dict[str, 
         },
     )
     return info
+
+
+# The suite's `llamacpp:` block (JSON Schema), part of the backend's description.
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": (
+        "llama.cpp (llama-cpp-python) engine options; model must be a GGUF file or alias."
+    ),
+    "properties": {
+        "n_gpu_layers": {
+            "type": "integer",
+            "minimum": -1,
+            "description": (
+                "Layers offloaded to the GPU (-1: all; default: 0 on device cpu, all on cuda)."
+            ),
+        },
+        "n_ctx": {
+            "type": "integer",
+            "minimum": 0,
+            "description": (
+                "Context size in tokens shared by all sequences of a batch (default: batch_size "
+                "x (input + output tokens), rounded up)."
+            ),
+        },
+        "n_batch": {
+            "type": "integer",
+            "minimum": 1,
+            "description": (
+                "Logical batch: most tokens submitted to llama_decode at once (default 512)."
+            ),
+        },
+        "n_ubatch": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Physical batch (default 512).",
+        },
+        "n_threads": {
+            "type": "integer",
+            "minimum": 1,
+            "description": (
+                "Threads for single-token decodes (default: half the CPUs this process may use, "
+                "as llama-cpp-python's Llama)."
+            ),
+        },
+        "n_threads_batch": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Threads for prompt processing (default: n_threads).",
+        },
+        "flash_attn": {"type": "boolean", "description": "Flash attention (default false)."},
+        "offload_kqv": {
+            "type": "boolean",
+            "description": "Keep the KV cache on the GPU (default true).",
+        },
+        "batching": {
+            "enum": ["native", "sequential"],
+            "description": (
+                "native: one llama_decode over all sequences of a batch (unified KV cache, one "
+                "seq_id each); sequential: the batch's prompts one after another (default "
+                "native)."
+            ),
+        },
+    },
+}

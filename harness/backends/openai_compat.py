@@ -38,6 +38,8 @@ from harness.backends.base import (
     library_version,
     ordinary_token_ids,
 )
+from harness.backends.openai_compat_options import OPTIONS_SCHEMA
+from harness.contract.descriptions import BackendDescription
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +201,18 @@ def load_tokenizer(model_ref: dict[str, Any]) -> Any:
 class OpenAIBackend(Backend):
     """Streams completions from an OpenAI-compatible HTTP server."""
 
-    name = "openai"
-    supports_traffic = True
+    description = BackendDescription(
+        name="openai",
+        summary="any OpenAI-compatible server (Ollama, LM Studio, llama-server, vLLM serve, TGI)",
+        options_schema=OPTIONS_SCHEMA,
+        traffic=True,
+        streaming=True,
+        imports=("httpx",),
+        distributions=_VERSIONED,
+        network=True,  # it talks to a server
+        tested_on_hardware=True,
+        install="./setup.sh (installs httpx)",
+    )
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         super().__init__(model, config)

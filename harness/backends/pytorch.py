@@ -34,7 +34,13 @@ from harness.backends.base import (
     library_version,
     ordinary_token_ids,
 )
-from harness.backends.pytorch_options import EngineArgs, engine_kwargs, generation_kwargs
+from harness.backends.pytorch_options import (
+    OPTIONS_SCHEMA,
+    EngineArgs,
+    engine_kwargs,
+    generation_kwargs,
+)
+from harness.contract.descriptions import BackendDescription
 
 INSTALL_HINT = "pip install lembench[pytorch]"
 # Keys of a model's generation config that stay in force; everything else is reset (see load()).
@@ -55,7 +61,20 @@ def bitsandbytes_available(find_spec: Any = importlib.util.find_spec) -> bool:
 class PyTorchBackend(Backend):
     """transformers ``AutoModelForCausalLM`` on CPU or CUDA, fp32/fp16/bf16, real or dummy."""
 
-    name = "pytorch"
+    description = BackendDescription(
+        name="pytorch",
+        summary="transformers AutoModelForCausalLM on CPU or CUDA, fp32/fp16/bf16, real or dummy",
+        options_schema=OPTIONS_SCHEMA,
+        streaming=True,
+        dummy_weights=True,
+        quantisations=tuple(q for q in OPTIONS_SCHEMA["properties"]["quantization"]["enum"] if q),
+        imports=("torch", "transformers", "gguf"),
+        distributions=_VERSIONED,
+        image="pytorch",
+        cpu_image="cpu",
+        tested_on_hardware=True,
+        install="./setup.sh (installs the CPU engine)",
+    )
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         super().__init__(model, config)

@@ -169,3 +169,71 @@ def generation_kwargs(
             repetition_penalty=float(sampling.repetition_penalty),
         )
     return kwargs
+
+
+# The suite's `pytorch:` block (JSON Schema), part of the backend's description.
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "default": {},
+    "properties": {
+        "threads": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "default": None,
+            "description": "torch intra-op threads (CPU); null keeps torch's default.",
+        },
+        "attn_implementation": {
+            "enum": ["eager", "sdpa", "flash_attention_2", "flex_attention", None],
+            "default": None,
+        },
+        "quantization": {
+            "enum": ["bnb_int8", "bnb_nf4", "bnb_fp4", None],
+            "description": (
+                "bitsandbytes quantisation at load time (CUDA only): bnb_int8 (LLM.int8()), "
+                "bnb_nf4 / bnb_fp4 (4-bit). null: none."
+            ),
+        },
+        "llm_int8_threshold": {
+            "type": "number",
+            "minimum": 0,
+            "description": (
+                "bnb_int8 outlier threshold (bitsandbytes default 6.0; 0.0 = pure INT8, no fp16 "
+                "outlier path)."
+            ),
+        },
+        "double_quant": {
+            "type": "boolean",
+            "description": (
+                "bnb_nf4/bnb_fp4: quantise the quantisation constants too "
+                "(bnb_4bit_use_double_quant; default false)."
+            ),
+        },
+        "compute_dtype": {
+            "enum": ["fp32", "fp16", "bf16"],
+            "description": "bnb_nf4/bnb_fp4 compute dtype (default: the experiment's precision).",
+        },
+        "compile": {
+            "type": "boolean",
+            "description": "torch.compile the model's forward (default false).",
+        },
+        "compile_mode": {
+            "enum": ["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+            "description": "torch.compile mode (default: default).",
+        },
+        "cache_implementation": {
+            "enum": ["dynamic", "static"],
+            "description": (
+                "KV cache: dynamic (transformers default) or static (preallocated; needed for "
+                "compiled decoding to avoid recompiles)."
+            ),
+        },
+        "device_map": {
+            "enum": ["auto", "balanced", "balanced_low_0", "sequential"],
+            "description": (
+                "Shard the layers over all visible GPUs with accelerate (pipeline style, one GPU"
+                " busy at a time)."
+            ),
+        },
+    },
+}

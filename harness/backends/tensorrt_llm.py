@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.backends.base import (
     GREEDY,
@@ -42,6 +42,8 @@ from harness.backends.base import (
     library_version,
     ordinary_token_ids,
 )
+from harness.backends.tensorrt_llm_options import OPTIONS_SCHEMA
+from harness.contract.descriptions import BackendDescription
 
 INSTALL_HINT = (
     "run it in the tensorrt-llm image (lembench images build tensorrt-llm; "
@@ -191,8 +193,23 @@ def engine_cache_key(source: dict[str, Any], spec: dict[str, Any], version: str 
 class TensorRTLLMBackend(Backend):
     """TensorRT-LLM's LLM API, TensorRT engine or PyTorch flow; serves traffic as it arrives."""
 
-    name = "tensorrt-llm"
-    supports_traffic: ClassVar[bool] = True
+    description = BackendDescription(
+        name="tensorrt-llm",
+        summary="TensorRT-LLM's LLM API (TensorRT engine or PyTorch flow); serves traffic",
+        option_block="tensorrt",
+        options_schema=OPTIONS_SCHEMA,
+        aliases=("tensorrt_llm", "trtllm"),
+        traffic=True,
+        streaming=True,
+        dummy_weights=True,
+        quantisations=tuple(QUANT_ALGOS),
+        imports=("tensorrt_llm",),
+        distributions=_VERSIONED,
+        image="tensorrt-llm",
+        cpu_image="tensorrt-llm",
+        install=INSTALL_HINT,
+        engine_distribution="tensorrt_llm",
+    )
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         super().__init__(model, config)

@@ -35,6 +35,8 @@ from harness.backends.base import (
     library_version,
     ordinary_token_ids,
 )
+from harness.backends.vllm_options import OPTIONS_SCHEMA
+from harness.contract.descriptions import BackendDescription
 
 INSTALL_HINT = "use the vllm image: lembench images build vllm"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -187,8 +189,21 @@ def visible_devices(device: str, current: str | None) -> str | None:
 class VllmBackend(Backend):
     """vLLM 0.11 (V1 engine) on NVIDIA GPUs: offline engine for batches, AsyncLLM for traffic."""
 
-    name = "vllm"
-    supports_traffic = True
+    description = BackendDescription(
+        name="vllm",
+        summary="vLLM 0.11 (V1 engine): offline engine for batches, AsyncLLM for traffic",
+        options_schema=OPTIONS_SCHEMA,
+        traffic=True,
+        streaming=True,
+        dummy_weights=True,
+        quantisations=tuple(q for q in OPTIONS_SCHEMA["properties"]["quantization"]["enum"] if q),
+        imports=("vllm",),
+        distributions=_VERSIONED,
+        image="vllm",
+        cpu_image="vllm",
+        install=INSTALL_HINT,
+        engine_distribution="vllm",
+    )
 
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         super().__init__(model, config)

@@ -20,7 +20,6 @@ _DOOR: dict[str, str] = {
     "resolve_ref": "harness.models.refs:resolve_ref",
     "bundled_model_ids": "harness.models.dummy_weights:bundled_model_ids",
     "bundled_config": "harness.models.dummy_weights:bundled_config",
-    "ENGINES": "harness.hardware.selftest:ENGINES",
     "check_codecarbon": "harness.hardware.selftest:check_codecarbon",
     "check_nvml": "harness.hardware.selftest:check_nvml",
     "check_rapl": "harness.hardware.selftest:check_rapl",

@@ -1,45 +1,28 @@
-"""Lazy registries of backends and meters: name -> "module:Class", imported only when used.
+"""Registries of backends and meters: name -> "module:Class", and each backend's description.
 
-Built-in entries live in the tables below; third parties add their own through the entry-point
-groups ``lembench.backends`` and ``lembench.meters``. Listing names never imports an engine, so the
-controller can check a suite's ``backend:`` without torch, vLLM or TensorRT-LLM installed.
+Built-in backends are found, not listed: every module of the package ``harness.backends`` is
+imported (they are light: engines are imported inside methods) and each Backend subclass defined
+there that carries its own ``description`` is registered under the description's name. Third
+parties add backends through the entry-point group ``lembench.backends`` ("module:Class"; a class
+without a description gets a minimal one from its name). Meters stay a table here plus the group
+``lembench.meters``. Listing names never imports an engine, so the controller can check a suite's
+``backend:`` without torch, vLLM or TensorRT-LLM installed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
+import pkgutil
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-BUILTIN_BACKENDS: dict[str, str] = {
-    "pytorch": "harness.backends.pytorch:PyTorchBackend",
-    "llamacpp": "harness.backends.llamacpp:LlamaCppBackend",
-    "openai": "harness.backends.openai_compat:OpenAIBackend",
-    "vllm": "harness.backends.vllm:VllmBackend",
-    "tensorrt-llm": "harness.backends.tensorrt_llm:TensorRTLLMBackend",
-}
+from harness.contract.descriptions import BackendDescription, minimal_description
 
-# The experiment key holding each built-in backend's engine options (suite.schema.json).
-OPTION_BLOCKS: dict[str, str] = {
-    "pytorch": "pytorch",
-    "llamacpp": "llamacpp",
-    "openai": "openai",
-    "vllm": "vllm",
-    "tensorrt-llm": "tensorrt",
-}
-
-# Backends that serve requests as they arrive (Backend.supports_traffic), so a `traffic:` block
-# applies. Kept here as data so the controller can check suites without importing engines.
-TRAFFIC_BACKENDS: frozenset[str] = frozenset({"openai", "vllm", "tensorrt-llm"})
-
-# Backends that can build a model with random weights from its config (`weights: dummy`).
-DUMMY_WEIGHTS_BACKENDS: frozenset[str] = frozenset({"pytorch", "vllm", "tensorrt-llm"})
-
-# Backends whose code is written against the engine's documented API and unit-tested against a
-# fake of it, but that no lembench run has exercised on real hardware yet (doctor and docs say so).
-NOT_YET_RUN_ON_HARDWARE: frozenset[str] = frozenset({"vllm", "tensorrt-llm"})
+#: The package whose modules hold the built-in backends.
+BACKENDS_PACKAGE = "harness.backends"
 
 BUILTIN_METERS: dict[str, str] = {
     "nvml": "harness.meters.nvml:NvmlMeter",
@@ -47,10 +30,7 @@ BUILTIN_METERS: dict[str, str] = {
     "codecarbon": "harness.meters.codecarbon:CodecarbonMeter",
 }
 
-_GROUPS = {
-    "backend": ("lembench.backends", BUILTIN_BACKENDS),
-    "meter": ("lembench.meters", BUILTIN_METERS),
-}
+_GROUPS = {"backend": "lembench.backends", "meter": "lembench.meters"}
 
 
 class UnknownNameError(LookupError):
@@ -58,12 +38,49 @@ class UnknownNameError(LookupError):
 
 
 @cache
+def builtin_backends() -> dict[str, tuple[str, BackendDescription]]:
+    """Built-in backends found in ``harness.backends``: name -> ("module:Class", description)."""
+    from harness.backends.base import Backend
+
+    package = importlib.import_module(BACKENDS_PACKAGE)
+    found: dict[str, tuple[str, BackendDescription]] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{BACKENDS_PACKAGE}.{info.name}")
+        for attr, obj in sorted(vars(module).items()):
+            if not (isinstance(obj, type) and issubclass(obj, Backend)):
+                continue
+            if obj.__module__ != module.__name__ or "description" not in obj.__dict__:
+                continue  # imported from elsewhere, or an abstract helper class
+            description: BackendDescription = obj.description
+            if description.name in found:
+                raise RuntimeError(
+                    f"two built-in backends are named {description.name!r}: "
+                    f"{found[description.name][0]} and {module.__name__}:{attr}"
+                )
+            found[description.name] = (f"{module.__name__}:{attr}", description)
+    return found
+
+
+@cache
 def _table(kind: str) -> dict[str, str]:
-    group, builtin = _GROUPS[kind]
-    table = dict(builtin)
-    for ep in entry_points(group=group):
+    if kind == "backend":
+        table = {name: target for name, (target, _) in builtin_backends().items()}
+    else:
+        table = dict(BUILTIN_METERS)
+    for ep in entry_points(group=_GROUPS[kind]):
         table.setdefault(ep.name, ep.value)
     return table
+
+
+def reset() -> None:
+    """Forget what was discovered (tests that register entry points call this), and the suite
+    schema composed from it."""
+    builtin_backends.cache_clear()
+    _table.cache_clear()
+    _descriptions.cache_clear()
+    from harness.contract import schemas
+
+    schemas.clear_caches()
 
 
 def names(kind: str = "backend") -> list[str]:
@@ -72,23 +89,81 @@ def names(kind: str = "backend") -> list[str]:
 
 
 def suggest(name: str, allowed: list[str]) -> str:
-    """' (did you mean 'x'?)' for the closest allowed name, or ''."""
+    """'; did you mean 'x'?' for the closest allowed name, or ''."""
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def canonical(name: str) -> str:
+    """The registered backend name that ``name`` spells (an alias such as ``llama.cpp`` or
+    ``trtllm``), or ``name`` itself when it is no alias."""
+    for description in descriptions():
+        if name in description.aliases:
+            return description.name
+    return name
 
 
 def check_name(name: str, kind: str = "backend") -> None:
     """Raise UnknownNameError with a 'did you mean' hint if ``name`` is not registered."""
     allowed = names(kind)
-    if name not in allowed:
-        raise UnknownNameError(
-            f"unknown {kind} {name!r}{suggest(name, allowed)} (allowed: {', '.join(allowed)})"
-        )
+    if name in allowed:
+        return
+    hint = suggest(name, allowed)
+    if kind == "backend" and canonical(name) != name:
+        hint = f"; did you mean {canonical(name)!r}?"
+    raise UnknownNameError(f"unknown {kind} {name!r}{hint} (allowed: {', '.join(allowed)})")
+
+
+@cache
+def _descriptions() -> dict[str, BackendDescription]:
+    out: dict[str, BackendDescription] = {}
+    builtin = builtin_backends()
+    for name in names("backend"):
+        if name in builtin:
+            out[name] = builtin[name][1]
+            continue
+        try:
+            cls = load(name)
+        except Exception:  # a plugin that cannot be imported here: the harness says why later
+            out[name] = minimal_description(name)
+            continue
+        own = cls.__dict__.get("description") if isinstance(cls, type) else None
+        if isinstance(own, BackendDescription):
+            out[name] = own if own.name == name else dataclasses.replace(own, name=name)
+        else:
+            out[name] = minimal_description(name, bool(getattr(cls, "supports_traffic", False)))
+    return out
+
+
+def descriptions() -> list[BackendDescription]:
+    """Every registered backend's description, sorted by name."""
+    return list(_descriptions().values())
+
+
+def describe(name: str) -> BackendDescription:
+    """The description of backend ``name`` (or of the backend an alias spells)."""
+    name = canonical(name)
+    check_name(name)
+    return _descriptions()[name]
+
+
+def with_capability(capability: str) -> list[str]:
+    """Backends whose description sets the boolean ``capability`` (traffic, dummy_weights,
+    streaming, network, tested_on_hardware), sorted."""
+    return [d.name for d in descriptions() if getattr(d, capability)]
 
 
 def option_block(backend: str) -> str:
-    """The experiment key of ``backend``'s engine options (its own name for third parties)."""
-    return OPTION_BLOCKS.get(backend, backend)
+    """The experiment key of ``backend``'s engine options (its own name for unknown ones)."""
+    try:
+        return describe(backend).block
+    except UnknownNameError:
+        return backend
+
+
+def option_blocks() -> dict[str, str]:
+    """Every backend's option block: backend name -> experiment key."""
+    return {d.name: d.block for d in descriptions()}
 
 
 def load(name: str, kind: str = "backend") -> Any:

@@ -25,24 +25,13 @@ from typing import Any
 from harness import __version__
 from harness.contract.exitcodes import ExitCode
 
-#: Backend name -> the modules its engine needs (imported for real by the check). Backends of the
-#: images that the harness has no backend module for yet are listed so images can be checked.
-ENGINES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("torch", "transformers", "gguf"),
-    "vllm": ("vllm",),
-    "tensorrt-llm": ("tensorrt_llm",),
-    "llamacpp": ("llama_cpp",),
-    "openai": ("httpx",),
-}
-#: Module -> distribution, for version numbers.
-DISTRIBUTIONS = {
-    "torch": "torch",
-    "transformers": "transformers",
-    "gguf": "gguf",
-    "vllm": "vllm",
-    "tensorrt_llm": "tensorrt-llm",
-    "llama_cpp": "llama_cpp_python",
-}
+
+def engines() -> dict[str, tuple[str, ...]]:
+    """Backend name -> the modules its engine needs (imported for real by the check), from each
+    backend's description (``imports``)."""
+    from harness.contract import registry
+
+    return {d.name: d.imports for d in registry.descriptions()}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -127,11 +116,13 @@ def check_codecarbon() -> dict[str, Any]:
 
 def check_backend(name: str, *, force: bool) -> dict[str, Any]:
     """Import the engine modules of backend ``name`` (all of them when ``force``; else only when
-    the first one is installed) and, if the harness has a backend module for it, that too."""
+    the first one is installed) and, if the harness has a backend module for it, that too.
+    ``versions``: the version of each installed distribution the description names."""
     from harness.contract import registry
 
-    modules = ENGINES.get(name, ())
     registered = name in registry.names("backend")
+    description = registry.describe(name) if registered else None
+    modules = description.imports if description else ()
     entry: dict[str, Any] = {
         "registered": registered,
         "importable": False,
@@ -146,7 +137,9 @@ def check_backend(name: str, *, force: bool) -> dict[str, Any]:
     try:
         for module in modules:
             importlib.import_module(module)
-            entry["versions"][module] = _version(DISTRIBUTIONS.get(module, module))
+        if description is not None:
+            versions = {d: _version(d) for d in description.distributions}
+            entry["versions"] = {d: v for d, v in versions.items() if v is not None}
         if registered:
             registry.load(name, "backend")
     except Exception as exc:  # ImportError, but also OSError from missing CUDA libraries
@@ -167,7 +160,7 @@ def report(backends: list[str] | None = None) -> dict[str, Any]:
     every known backend that is installed."""
     from harness.contract import registry
 
-    names = backends or sorted(set(ENGINES) | set(registry.names("backend")))
+    names = backends or registry.names("backend")
     nvml = check_nvml()
     rapl = check_rapl()
     codecarbon = check_codecarbon()
@@ -236,9 +229,9 @@ def main(backends: list[str] | None = None, quiet: bool = False) -> int:
 
     from harness.contract import registry
 
-    unknown = [b for b in backends or () if b not in ENGINES and b not in registry.names("backend")]
+    unknown = [b for b in backends or () if b not in registry.names("backend")]
     if unknown:
-        allowed = ", ".join(sorted(set(ENGINES) | set(registry.names("backend"))))
+        allowed = ", ".join(registry.names("backend"))
         print(f"unknown backend {unknown[0]!r} (allowed: {allowed})", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     with warnings.catch_warnings():

@@ -9,6 +9,7 @@ order. Codes: see ``CODES``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Every code a window can be warned about, in the order ``window_warnings`` emits them.
@@ -358,42 +359,46 @@ def timeline_read_errors(errors: int) -> Warning | None:
     )
 
 
-def window_warnings(
-    *,
-    metrics: Mapping[str, Any],
-    energy: Mapping[str, Any],
-    components: Iterable[Any] = (),
-    phases: Any = None,
-    baseline: Any = None,
-    samples: list[Mapping[str, Any]] | None = None,
-    meters: Iterable[Any] = (),
-    processes: Iterable[Mapping[str, Any]] = (),
-    own_pid: int | Iterable[int] = (),
-    warmup: Any = None,
-    tokens_out: Iterable[int] = (),
-    max_new_tokens: int = 0,
-    exact: bool = False,
-    timeline_errors: int = 0,
-    idle_baseline_s: float | None = None,
-    model_on_gpu: bool | None = None,
-) -> list[Warning]:
-    """All warnings of one window, in ``CODES`` order (see each check for its inputs)."""
-    samples = samples or []
-    measured = energy.get("energy_total_j") is not None
-    periods = {m.name: getattr(m, "update_period_s", None) for m in meters}
+@dataclass(frozen=True)
+class WindowFacts:
+    """What the checks of one window look at (see each check for how it uses its fields)."""
+
+    metrics: Mapping[str, Any]
+    energy: Mapping[str, Any]  # combine(): energy_total_j, method, is_estimate
+    components: Iterable[Any] = ()
+    phases: Any = None  # the result's energy.phases block
+    baseline: Any = None
+    samples: list[Mapping[str, Any]] = field(default_factory=list)  # timeline samples
+    meters: Iterable[Any] = ()
+    processes: Iterable[Mapping[str, Any]] = ()  # GPU compute processes at the window's start
+    own_pid: int | Iterable[int] = ()
+    warmup: Any = None  # the WarmupReport
+    tokens_out: Iterable[int] = ()  # per request
+    max_new_tokens: int = 0
+    exact: bool = False
+    timeline_errors: int = 0
+    idle_baseline_s: float | None = None
+    model_on_gpu: bool | None = None
+
+
+def window_warnings(facts: WindowFacts) -> list[Warning]:
+    """All warnings of one window, in ``CODES`` order."""
+    f = facts
+    measured = f.energy.get("energy_total_j") is not None
+    periods = {m.name: getattr(m, "update_period_s", None) for m in f.meters}
     found = [
-        estimate_used(energy, components),
-        no_energy(energy),
-        window_too_short(metrics["duration_s"], periods),
-        exact_output_violated(tokens_out, max_new_tokens, exact),
-        throttling(samples),
-        other_gpu_processes(processes, own_pid, model_on_gpu),
-        power_limit_changed(samples),
-        clocks_changed(samples),
-        warmup_not_converged(warmup),
-        closure_failed(phases),
-        negative_net_energy(phases, metrics),
-        no_baseline(baseline, idle_baseline_s) if measured else None,
-        timeline_read_errors(timeline_errors),
+        estimate_used(f.energy, f.components),
+        no_energy(f.energy),
+        window_too_short(f.metrics["duration_s"], periods),
+        exact_output_violated(f.tokens_out, f.max_new_tokens, f.exact),
+        throttling(f.samples),
+        other_gpu_processes(f.processes, f.own_pid, f.model_on_gpu),
+        power_limit_changed(f.samples),
+        clocks_changed(f.samples),
+        warmup_not_converged(f.warmup),
+        closure_failed(f.phases),
+        negative_net_energy(f.phases, f.metrics),
+        no_baseline(f.baseline, f.idle_baseline_s) if measured else None,
+        timeline_read_errors(f.timeline_errors),
     ]
     return [w for w in found if w is not None]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import Backend, FlopsEstimate, Generation, Prompt
+from harness.backends.base import Backend, FlopsEstimate, Generation, Prompt, Sampling
 from harness.contract.io import TIMELINES_DIR
 from harness.meters.base import Meter
 from harness.window.baseline import Baseline
@@ -45,21 +45,76 @@ class Session:
     gpu_names: list[str] = field(default_factory=list)  # GPUs the model runs on (for MFU/MBU)
 
 
+@dataclass
+class Plan:
+    """What one experiment sends, built before anything is measured."""
+
+    workload: dict[str, Any]
+    traffic: dict[str, Any] | None
+    sampling: Sampling
+    prompts: list[Prompt]
+    batches: list[list[Prompt]]
+    warm: list[list[Prompt]]  # what warmup runs
+    max_new: int
+    exact: bool
+
+
+@dataclass
+class Window:
+    """What happened in the measured window (and the warmup before it)."""
+
+    t0: float  # perf_counter at the window's start
+    duration_s: float
+    generations: list[tuple[int, Generation]]  # (batch index, generation); traffic: per request
+    # (prompts, what the backend returned for them) as produced: batches may be reordered
+    # (sorted_* batching), so completions are paired with their prompts here, not by position.
+    produced: list[tuple[list[Prompt], list[Generation]]]
+    samples: list[dict[str, Any]]
+    timeline_errors: int
+    components: list[Any]  # the meters' EnergyComponents
+    warmup: Any  # WarmupReport
+    processes: list[dict[str, Any]]  # GPU compute processes seen before the window
+    served: Any = None  # traffic: harness.workloads.traffic's served requests
+
+
+@dataclass
+class Measurement:
+    """One experiment's measured blocks, in the order the result file holds them."""
+
+    metrics: dict[str, Any]
+    energy: dict[str, Any]
+    flops: dict[str, Any]
+    requests: list[dict[str, Any]]
+    decoding: dict[str, Any]
+    quality: dict[str, Any] | None
+    traffic: dict[str, Any] | None
+    timeline: dict[str, Any] | None
+    warnings: list[dict[str, Any]]
+
+    def fill(self, result: dict[str, Any]) -> None:
+        """Set the result's blocks (``traffic`` only for experiments under traffic)."""
+        for name, value in self.__dict__.items():
+            if name != "traffic" or value is not None:
+                result[name] = value
+
+
 def measure_experiment(
     session: Session, config: dict[str, Any], result: dict[str, Any], emit: Any = None
 ) -> None:
     """Warm up, measure one window and fill ``result`` with metrics, energy, flops, requests,
     timeline and warnings. ``emit(event, **fields)`` reports progress (optional)."""
-    from harness.meters.carbon import co2_grams
-    from harness.meters.chain import combine
-    from harness.window.checks import window_warnings
-    from harness.window.timeline import Timeline
-    from harness.window.warmup import warm_up
+    emit = emit or (lambda *a, **k: None)
+    plan = plan_experiment(session, config)
+    window = run_window(session, config, plan, emit)
+    derive(session, config, plan, window, result["experiment_id"], emit).fill(result)
+
+
+def plan_experiment(session: Session, config: dict[str, Any]) -> Plan:
+    """Prompts, batches and sampling of one experiment."""
     from harness.workloads import WorkloadError, build_prompts
     from harness.workloads.batching import make_batches
     from harness.workloads.decoding import resolve as resolve_sampling
 
-    emit = emit or (lambda *a, **k: None)
     backend = session.loaded.backend
     workload = config["workload"]
     traffic = config.get("traffic")
@@ -71,25 +126,33 @@ def measure_experiment(
     size = config["batch_size"]
     max_new, exact = workload["output_tokens"], workload["exact_output"]
     batches = make_batches(prompts, size, max_new, config.get("batching"))
-
-    w = config["warmup"]
-    emit("warmup", runs=w["runs"])
     # Full-size batches only: a short last batch is faster and would inflate the latency CV.
     # (Dynamic strategies vary the size by design: every batch then takes its turn.)
     strategy = (config.get("batching") or {}).get("strategy", "static")
     full = [b for b in batches if len(b) == size] or batches
     warm = full if strategy.endswith("static") else batches
-    if traffic:
+    return Plan(workload, traffic, sampling, prompts, batches, warm, max_new, exact)
+
+
+def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) -> Window:
+    """Warm up, then run the plan inside the meters and the timeline sampler."""
+    from harness.window.timeline import Timeline
+    from harness.window.warmup import warm_up
+
+    backend, p = session.loaded.backend, plan
+    w = config["warmup"]
+    emit("warmup", runs=w["runs"])
+    if p.traffic:
         from harness.workloads.traffic import run_traffic, serve_together
 
         # Warm the serving path itself (an engine may keep a separate one for static batches,
         # which must not be switched in inside the measured window).
         def one_warmup(i: int) -> list[Generation]:
-            return serve_together(backend, warm[i % len(warm)], max_new, exact, sampling)
+            return serve_together(backend, p.warm[i % len(p.warm)], p.max_new, p.exact, p.sampling)
     else:
 
         def one_warmup(i: int) -> list[Generation]:
-            return backend.generate(warm[i % len(warm)], max_new, exact, sampling)
+            return backend.generate(p.warm[i % len(p.warm)], p.max_new, p.exact, p.sampling)
 
     warmup = warm_up(
         one_warmup,
@@ -100,12 +163,10 @@ def measure_experiment(
     )
 
     processes = session.telemetry.processes() if session.telemetry is not None else []
-    interval = session.measurement["timeline_interval_s"]
-    timeline = Timeline(session.meters, interval, session.telemetry)
-    emit("measuring", batches=len(prompts) if traffic else len(batches))
+    timeline = Timeline(session.meters, session.measurement["timeline_interval_s"],
+                        session.telemetry)  # fmt: skip
+    emit("measuring", batches=len(p.prompts) if p.traffic else len(p.batches))
     generations: list[tuple[int, Generation]] = []
-    # (prompts, what the backend returned for them) as produced: batches may be reordered
-    # (sorted_* batching), so completions are paired with their prompts here, not by position.
     produced: list[tuple[list[Prompt], list[Generation]]] = []
     served = None
     with ExitStack() as stack:
@@ -113,82 +174,101 @@ def measure_experiment(
             stack.enter_context(meter)
         t0 = time.perf_counter()
         timeline.start(t0)
-        if traffic:
-            served = run_traffic(backend, prompts, traffic, max_new, exact, sampling, t0)
+        if p.traffic:
+            served = run_traffic(backend, p.prompts, p.traffic, p.max_new, p.exact, p.sampling, t0)
             # Each request is its own "batch": its spans may overlap others' (phases handles it).
             generations.extend(enumerate(served.generations))
-            produced.append((prompts, served.generations))  # in submission (= prompt) order
+            produced.append((p.prompts, served.generations))  # in submission (= prompt) order
         else:
-            for b, batch in enumerate(batches):
-                out = backend.generate(batch, max_new, exact, sampling)
+            for b, batch in enumerate(p.batches):
+                out = backend.generate(batch, p.max_new, p.exact, p.sampling)
                 generations.extend((b, g) for g in out)
                 produced.append((batch, out))
         samples = timeline.stop()
         t1 = time.perf_counter()
-    duration = t1 - t0
     components = [c for m in session.meters for c in m.components]
+    return Window(t0, t1 - t0, generations, produced, samples, timeline.errors, components,
+                  warmup, processes, served)  # fmt: skip
 
-    energy = combine(components)
+
+def derive(
+    session: Session,
+    config: dict[str, Any],
+    plan: Plan,
+    window: Window,
+    experiment_id: str,
+    emit: Any,
+) -> Measurement:
+    """Everything the result says about a measured window, computed after it."""
+    from harness.meters.carbon import co2_grams
+    from harness.meters.chain import combine
+    from harness.window.checks import WindowFacts, window_warnings
+
+    w = window
+    energy = combine(w.components)
     co2_g, co2_info = co2_grams(energy["energy_total_j"], session.measurement)
-    flops = _flops(session.loaded, generations)
-    metrics = compute_metrics(generations, duration, energy, flops, co2_g)
-    requests = request_timings(generations, t0)
-    phases = _energy_breakdown(metrics, energy, session.baseline, samples, requests, components)
-    peak = _utilisation(session, config, metrics, flops, generations, traffic=bool(traffic))
+    flops = _flops(session.loaded, w.generations)
+    metrics = compute_metrics(w.generations, w.duration_s, energy, flops, co2_g)
+    requests = request_timings(w.generations, w.t0)
+    phases = _energy_breakdown(metrics, energy, session.baseline, w.samples, requests,
+                               w.components)  # fmt: skip
+    peak = _utilisation(session, config, metrics, flops, w.generations, traffic=bool(plan.traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
-    quality = _score(workload, produced, emit)  # after the window: the meters are stopped
+    quality = _score(plan.workload, w.produced, emit)  # after the window: the meters are stopped
     metrics.update(quality_metrics(quality, metrics))
-
-    result["metrics"] = metrics
-    result["energy"] = {
-        "method": energy["method"],
-        "is_estimate": energy["is_estimate"],
-        "components": [c.to_dict() for c in components],
-        "co2": co2_info,
-        "baseline": None if session.baseline is None else session.baseline.to_dict(),
-        "phases": phases,
-    }
-    result["flops"] = {
-        "per_output_token": flops.per_token,
-        "method": flops.method,
-        "params": flops.params,
-        "sequence_length": flops.sequence_length,
-        "note": flops.note,
-        "peak_flops_per_s": peak["peak_flops_per_s"],
-        "peak_memory_bw_bytes_per_s": peak["peak_memory_bw_bytes_per_s"],
-        "peak_source": peak["peak_source"],
-    }
-    result["requests"] = requests
-    result["decoding"] = sampling.to_dict()
-    result["quality"] = quality
-    if served is not None:
+    traffic = None
+    if w.served is not None:
         from harness.workloads.traffic import steady_state_block
 
-        result["traffic"] = {
-            **served.info,
-            "steady_state": steady_state_block(served, t0, samples, components),
-        }
-    result["timeline"] = _write_timeline(
-        session, result["experiment_id"], samples, interval, timeline.errors
-    )
-    result["warnings"] = window_warnings(
+        steady = steady_state_block(w.served, w.t0, w.samples, w.components)
+        traffic = {**w.served.info, "steady_state": steady}
+    interval = session.measurement["timeline_interval_s"]
+    timeline = _write_timeline(session, experiment_id, w.samples, interval, w.timeline_errors)
+    facts = WindowFacts(
         metrics=metrics,
         energy=energy,
-        components=components,
+        components=w.components,
         phases=phases,
         baseline=session.baseline,
-        samples=samples,
+        samples=w.samples,
         meters=session.meters,
-        processes=processes,
+        processes=w.processes,
         own_pid=os.getpid(),
-        warmup=warmup,
-        tokens_out=[g.tokens_out for _, g in generations],
-        max_new_tokens=max_new,
-        exact=exact,
-        timeline_errors=timeline.errors,
+        warmup=w.warmup,
+        tokens_out=[g.tokens_out for _, g in w.generations],
+        max_new_tokens=plan.max_new,
+        exact=plan.exact,
+        timeline_errors=w.timeline_errors,
         model_on_gpu=bool(session.gpu_names),
         idle_baseline_s=session.measurement["idle_baseline_s"],
-    ) + quality_warnings(quality)
+    )
+    return Measurement(
+        metrics=metrics,
+        energy={
+            "method": energy["method"],
+            "is_estimate": energy["is_estimate"],
+            "components": [c.to_dict() for c in w.components],
+            "co2": co2_info,
+            "baseline": None if session.baseline is None else session.baseline.to_dict(),
+            "phases": phases,
+        },
+        flops={
+            "per_output_token": flops.per_token,
+            "method": flops.method,
+            "params": flops.params,
+            "sequence_length": flops.sequence_length,
+            "note": flops.note,
+            "peak_flops_per_s": peak["peak_flops_per_s"],
+            "peak_memory_bw_bytes_per_s": peak["peak_memory_bw_bytes_per_s"],
+            "peak_source": peak["peak_source"],
+        },
+        requests=requests,
+        decoding=plan.sampling.to_dict(),
+        quality=quality,
+        traffic=traffic,
+        timeline=timeline,
+        warnings=window_warnings(facts) + quality_warnings(quality),
+    )
 
 
 def _score(

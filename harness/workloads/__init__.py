@@ -10,8 +10,13 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Re-exported: plugins wrote ``from harness.workloads import Prompt``; kept for one release.
+from harness.backends.base import Prompt
+
 if TYPE_CHECKING:
-    from harness.backends.base import Backend, Prompt
+    from harness.backends.base import Backend
+
+__all__ = ["KINDS", "Prompt", "WorkloadError", "build_prompts"]
 
 KINDS: dict[str, str] = {
     "synthetic": "harness.workloads.synthetic",

@@ -20,6 +20,7 @@ from harness.contract.registry import option_block
 from lembench.advice.sizes import params_from_name
 from lembench.errors import UserError
 from lembench.results.aggregate import METRICS, model_label, runs_frame, summarise
+from lembench.results.summary import Stat, stat_of
 from lembench.store import RESULT_FILE, ResultStore, StoredRun
 
 #: bitsandbytes' LLM.int8() outlier threshold when none is given (BitsAndBytesConfig default).
@@ -45,23 +46,6 @@ QUANT_BITS: dict[str, int | None] = {
 _EXPERIMENT_ID = re.compile(r"^[0-9a-f]{12}$")
 # GGUF weight types in file names: Q4_K_M, Q8_0, IQ3_XXS, Q4_1, F16, BF16.
 _GGUF_TYPE = re.compile(r"[.-]((?:I?Q\d+(?:_[A-Z0-9]+)*)|BF16|F16|F32)(?=\.gguf$)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Stat:
-    """One metric over an experiment's successful runs."""
-
-    mean: float
-    std: float | None
-    n: int
-    low: float | None  # 95% Student-t interval; None below two runs
-    high: float | None
-
-    def overlaps(self, other: Stat) -> bool | None:
-        """Whether the two 95% intervals overlap; None when either has fewer than two runs."""
-        if None in (self.low, self.high, other.low, other.high):
-            return None
-        return not (self.high < other.low or other.high < self.low)  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -245,16 +229,9 @@ def _experiment(
     )
     stats = {}
     for m in METRICS:
-        mean = row.get(f"{m}_mean")
-        if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-            continue
-        stats[m] = Stat(
-            mean=float(mean),
-            std=row.get(f"{m}_std"),
-            n=int(row.get(f"{m}_n") or 0),
-            low=row.get(f"{m}_ci95_low"),
-            high=row.get(f"{m}_ci95_high"),
-        )
+        stat = stat_of(row, m)
+        if stat.mean is not None:
+            stats[m] = stat
     return Experiment(
         experiment_id=row["experiment_id"],
         suite=row["suite"],

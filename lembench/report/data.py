@@ -19,6 +19,7 @@ import polars as pl
 
 from lembench.errors import UserError
 from lembench.results.aggregate import runs_frame, summarise
+from lembench.results.summary import Stat  # noqa: F401 - the report's name for it
 from lembench.store import ResultStore, StoredRun
 
 #: Per-run numbers the experiment pages show, by name (the aggregation's metric names): where
@@ -47,21 +48,6 @@ RUN_METRICS: dict[str, tuple[str, str | None]] = {
     "pass_at_1": ("pass_at_1", None),
     "j_per_solved_task": ("j_per_solved_task", None),
 }
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Summary of one metric over an experiment's successful runs."""
-
-    mean: float | None
-    std: float | None = None
-    n: int = 0
-    low: float | None = None  # 95% CI bounds; None with fewer than two values
-    high: float | None = None
-
-    @property
-    def half_width(self) -> float | None:
-        return None if self.low is None or self.high is None else (self.high - self.low) / 2
 
 
 def number(value: Any) -> float | None:

@@ -8,14 +8,14 @@ energy figure (failed, or no meter) come last.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from lembench.report.data import Collected, Experiment, Stat, text
+from lembench.report.data import Collected, Experiment, text
 from lembench.results.aggregate import model_label, variant_label, workload_label
+from lembench.results.summary import Stat, stat_of
 
 SECTIONS = (
     ("measured", "Measured energy", "Ranked by mean gross J per output token."),
@@ -96,7 +96,6 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 FILTERS = tuple(c for c in COLUMNS if c.filter)
-STAT_PARTS = ("mean", "std", "n", "ci95_low", "ci95_high")
 
 
 @dataclass
@@ -131,29 +130,6 @@ class Row:
         if st is None:
             st = self._stats[metric] = stat_of(self.summary, metric)
         return st
-
-
-def _finite(v: Any) -> float | None:
-    return None if v is None or v != v or v in (math.inf, -math.inf) else v
-
-
-_STAT_KEYS: dict[str, tuple[str, ...]] = {}
-
-
-def stat_of(row: dict[str, Any], metric: str) -> Stat:
-    """The aggregation's summary of ``metric`` in a summary row (polars values: None or floats,
-    NaN and infinities dropped)."""
-    keys = _STAT_KEYS.get(metric)
-    if keys is None:
-        keys = _STAT_KEYS[metric] = tuple(f"{metric}_{part}" for part in STAT_PARTS)
-    mean, std, n, low, high = (row.get(k) for k in keys)
-    return Stat(
-        _finite(mean),
-        _finite(std),
-        n if isinstance(n, int) else 0,
-        _finite(low),
-        _finite(high),
-    )
 
 
 def build_rows(collected: Collected) -> list[Row]:

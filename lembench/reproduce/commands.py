@@ -123,7 +123,7 @@ def verification_summary(ref: dict[str, Any], short: bool = False) -> str:
 
 
 def _print_list(out: Console, folder: Path) -> None:
-    from harness.contract.registry import DUMMY_WEIGHTS_BACKENDS
+    from harness.contract.registry import with_capability
     from lembench.reproduce import reference
     from lembench.reproduce.display import study_table
     from lembench.reproduce.runner import dummy_capability
@@ -138,7 +138,8 @@ def _print_list(out: Console, folder: Path) -> None:
         comparable = sum(c["dummy_weights"] == "comparable" for c in claims)
         if why_not:
             backends = sorted({e.config["backend"] for e in suite.experiments})
-            without = [b for b in backends if b not in DUMMY_WEIGHTS_BACKENDS]
+            capable = with_capability("dummy_weights")
+            without = [b for b in backends if b not in capable]
             dummy = f"no ({', '.join(without) or 'local files'}: no dummy weights)"
         else:
             dummy = f"yes ({comparable} of {len(claims)} claims)"

@@ -14,6 +14,7 @@ from typing import Any
 
 from lembench.results.aggregate import runs_frame, summarise
 from lembench.results.environment import environment_key
+from lembench.results.summary import stat_of
 from lembench.store import ResultStore, StoredRun
 
 
@@ -106,14 +107,14 @@ def measure(runs: ExperimentRuns, experiment_id: str, metric: str) -> Measured:
     s = runs.summary
     if s is None:
         return Measured(experiment_id, n_failed=len(runs.failed), failure=_failure(runs))
-    mean = s.get(f"{metric}_mean")
+    stat = stat_of(s, metric)
     common = {
         "n_failed": len(runs.failed),
         "energy_method": s.get("energy_method"),
         "is_estimate": bool(s.get("energy_is_estimate")),
         "hardware": s.get("hardware"),
     }
-    if mean is None:
+    if stat.mean is None:
         return Measured(
             experiment_id,
             failure=f"{len(runs.ok)} successful run(s), but none recorded {metric}",
@@ -121,9 +122,9 @@ def measure(runs: ExperimentRuns, experiment_id: str, metric: str) -> Measured:
         )
     return Measured(
         experiment_id,
-        mean=float(mean),
-        low=s.get(f"{metric}_ci95_low"),
-        high=s.get(f"{metric}_ci95_high"),
-        n=int(s.get(f"{metric}_n") or 0),
+        mean=stat.mean,
+        low=stat.low,
+        high=stat.high,
+        n=stat.n,
         **common,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from harness.contract.registry import DUMMY_WEIGHTS_BACKENDS
+from harness.contract.registry import with_capability
 from lembench.errors import UserError
 from lembench.reproduce import measured
 from lembench.reproduce.compare import PointValue, judge
@@ -41,11 +41,12 @@ class Reproduction:
 def dummy_capability(suite: Suite) -> str | None:
     """Why ``suite`` cannot run with dummy weights, or None when it can."""
     backends = sorted({e.config["backend"] for e in suite.experiments})
-    cannot = [b for b in backends if b not in DUMMY_WEIGHTS_BACKENDS]
+    capable = with_capability("dummy_weights")
+    cannot = [b for b in backends if b not in capable]
     if cannot:
         return (
             f"its suite uses the {', '.join(cannot)} backend, which cannot build dummy weights "
-            f"(backends that can: {', '.join(sorted(DUMMY_WEIGHTS_BACKENDS))})"
+            f"(backends that can: {', '.join(capable)})"
         )
     for e in suite.experiments:
         if e.config["workload"]["kind"] == "jsonl" or suite.models[e.experiment_id]["kind"] in (

@@ -11,7 +11,6 @@ asked to merge (``allow_mixed``) or to keep them apart (``by_environment``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from lembench.results.environment import (
     key_of,
 )
 from lembench.results.stats import t_critical
+from lembench.results.summary import stat_of
 
 if TYPE_CHECKING:  # the store imports this package (migration): no import cycle at run time
     from lembench.store import StoredRun
@@ -440,7 +440,4 @@ def summarise(
 
 def ci_half_width(row: dict[str, Any], metric: str) -> float | None:
     """Half the 95% interval of ``metric`` in a summary row (None below two runs)."""
-    low, high = row.get(f"{metric}_ci95_low"), row.get(f"{metric}_ci95_high")
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
-        return None
-    return (high - low) / 2
+    return stat_of(row, metric).half_width

@@ -15,9 +15,16 @@ import json
 from functools import lru_cache
 from typing import Any
 
-#: Engine packages whose version is part of the environment (torch and transformers are fields
-#: of their own; these are joined into ``engines`` when present).
-ENGINE_PACKAGES = ("vllm", "tensorrt_llm", "tensorrt-llm", "llama-cpp-python", "llama_cpp")
+
+@lru_cache(maxsize=1)
+def engine_packages() -> tuple[str, ...]:
+    """Engine distributions whose version is part of the environment: each backend
+    description's ``engine_distribution`` (torch and transformers are fields of their own; these
+    are joined into ``engines`` when present)."""
+    from harness.contract.registry import descriptions
+
+    return tuple(d.engine_distribution for d in descriptions() if d.engine_distribution)
+
 
 #: The fields of an environment, in display order.
 ENV_FIELDS = (
@@ -55,7 +62,7 @@ def environment_fields(result: dict[str, Any]) -> dict[str, str | None] | None:
         return None
     gpus = env.get("gpus") or []
     drivers = sorted({str(g.get("driver") or g.get("driver_version")) for g in gpus} - {"None"})
-    engines = [f"{p} {v}" for p in ENGINE_PACKAGES if (v := _version(result, p))]
+    engines = [f"{p} {v}" for p in engine_packages() if (v := _version(result, p))]
     return {
         "gpus": _joined([g.get("name") for g in gpus]),
         "gpu_uuids": _joined([g.get("uuid") for g in gpus]),

@@ -15,13 +15,12 @@ from typing import Any, NoReturn
 
 from harness.contract import ALIASES, HF_ID, ModelRefError, resolve_ref
 from harness.contract.registry import (
-    DUMMY_WEIGHTS_BACKENDS,
-    OPTION_BLOCKS,
-    TRAFFIC_BACKENDS,
     UnknownNameError,
     check_name,
-    option_block,
+    describe,
+    option_blocks,
     suggest,
+    with_capability,
 )
 from harness.contract.schemas import validator
 from lembench.errors import UserError
@@ -106,13 +105,14 @@ def load_suite(path: str | Path) -> Suite:
     resolved_refs: dict[str, dict[str, Any]] = {}
     given_blocks: dict[str, GridPoint] = {}  # option block -> first point that wrote it
     used_blocks: set[str] = set()
+    blocks = option_blocks()  # backend -> the experiment key of its options
     for point in grid(doc, display):
         config = normalise_numbers(fill_defaults(point.config, "/$defs/experiment"))
         _validate_experiment(config, doc, point, display)
         _check_version(config, doc, point, display)
-        own = option_block(config["backend"])
+        own = blocks[config["backend"]]
         used_blocks.add(own)
-        for block in OPTION_BLOCKS.values():
+        for block in blocks.values():
             if block in point.config:
                 given_blocks.setdefault(block, point)
             if block != own:
@@ -136,7 +136,7 @@ def load_suite(path: str | Path) -> Suite:
 
     for block, point in given_blocks.items():
         if block not in used_blocks:
-            backend = next(b for b, k in OPTION_BLOCKS.items() if k == block)
+            backend = next(b for b, k in blocks.items() if k == block)
             _fail(
                 f"options for the {backend} backend, but no experiment uses it "
                 f"(backends here: {', '.join(sorted({e.config['backend'] for e in experiments}))})",
@@ -225,25 +225,24 @@ def _check_version(
 def _check_capabilities(
     config: dict[str, Any], doc: dict[str, Any], point: GridPoint, display: str
 ) -> None:
-    """What only some backends can do: serve traffic, build dummy weights (third-party backends
-    are not known here; the harness checks them)."""
+    """What only some backends can do, as their descriptions say: serve traffic, build dummy
+    weights."""
     backend = config["backend"]
-    if backend not in OPTION_BLOCKS:
-        return
-    if config.get("traffic") and backend not in TRAFFIC_BACKENDS:
+    description = describe(backend)
+    if config.get("traffic") and not description.traffic:
         _fail(
             f"the {backend} backend does not serve traffic "
-            f"(backends that do: {', '.join(sorted(TRAFFIC_BACKENDS))})",
+            f"(backends that do: {', '.join(with_capability('traffic'))})",
             doc,
             point,
             ["traffic"],
             display,
         )
     if config.get("weights") == "dummy":
-        if backend not in DUMMY_WEIGHTS_BACKENDS:
+        if not description.dummy_weights:
             _fail(
                 f"the {backend} backend cannot build dummy weights "
-                f"(backends that can: {', '.join(sorted(DUMMY_WEIGHTS_BACKENDS))})",
+                f"(backends that can: {', '.join(with_capability('dummy_weights'))})",
                 doc,
                 point,
                 ["weights"],

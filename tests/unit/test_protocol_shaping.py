@@ -16,20 +16,23 @@ from harness.contract.results import validation_problem
 from harness.protocol import run
 from tests.fakes.powercap import make_tree
 from tests.helpers.echo_backend import ServingEchoBackend
+from tests.helpers.plugins import register_backends
 from tests.unit.test_protocol import _config, _request
 
 
 @pytest.fixture(autouse=True)
 def engines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "echo", "tests.helpers.echo_backend:EchoBackend")
-    monkeypatch.setitem(
-        registry.BUILTIN_BACKENDS, "echo-serve", "tests.helpers.echo_backend:ServingEchoBackend"
+    register_backends(
+        monkeypatch,
+        {
+            "echo": "tests.helpers.echo_backend:EchoBackend",
+            "echo-serve": "tests.helpers.echo_backend:ServingEchoBackend",
+        },
     )
-    registry._table.cache_clear()
     monkeypatch.setenv("LEMBENCH_POWERCAP_ROOT", str(make_tree(tmp_path / "powercap")))
     ServingEchoBackend.sampled = []
     yield
-    registry._table.cache_clear()
+    registry.reset()
 
 
 def _results(io_dir: Path) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from harness.contract.schemas import schema_version
 from harness.protocol import run
 from harness.window import scoring
 from tests.fakes.powercap import make_tree
+from tests.helpers.plugins import register_backends
 from tests.helpers.solver_backend import JUNK, expected_pass
 from tests.unit.conftest import CONFIG
 
@@ -236,18 +237,16 @@ def validation_problem_of_quality(q: dict[str, Any]) -> str | None:
 @pytest.fixture
 def solver_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Register the solver engines and point RAPL at a fake powercap tree (measured energy)."""
-    monkeypatch.setitem(
-        registry.BUILTIN_BACKENDS, "solver", "tests.helpers.solver_backend:SolverBackend"
+    register_backends(
+        monkeypatch,
+        {
+            "solver": "tests.helpers.solver_backend:SolverBackend",
+            "solver-serve": "tests.helpers.solver_backend:ServingSolverBackend",
+        },
     )
-    monkeypatch.setitem(
-        registry.BUILTIN_BACKENDS,
-        "solver-serve",
-        "tests.helpers.solver_backend:ServingSolverBackend",
-    )
-    registry._table.cache_clear()
     monkeypatch.setenv("LEMBENCH_POWERCAP_ROOT", str(make_tree(tmp_path / "powercap")))
     yield
-    registry._table.cache_clear()
+    registry.reset()
 
 
 def _config(backend: str, **extra: Any) -> dict[str, Any]:
@@ -344,8 +343,7 @@ def test_a_failing_scorer_keeps_the_measurement(solver_engine, tmp_path: Path, m
 
 
 def test_synthetic_workloads_are_not_scored(solver_engine, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "echo", "tests.helpers.echo_backend:EchoBackend")
-    registry._table.cache_clear()
+    register_backends(monkeypatch, {"echo": "tests.helpers.echo_backend:EchoBackend"})
     config = _config("echo")
     config["workload"] = copy.deepcopy(CONFIG["workload"])
     result = _run(tmp_path / "io", config)
