@@ -1,20 +1,21 @@
 """The two JSON Schemas of ``lembench reproduce``: ``reference.schema.json`` (a study's published
 data, written by people) and ``reproduction.schema.json`` (the record of one comparison, written by
 lembench). Both live in ``schemas/`` beside the suite and result schemas and ship the same way
-(``harness.schema_files``); they are loaded here rather than in ``harness.contract.schemas``
-because the harness never reads them.
+(``harness.schema_files``; a source checkout reads its own ``schemas/``, see
+``harness.contract.schemas.schema_path``); they are loaded here rather than in
+``harness.contract.schemas`` because the harness never reads them.
 """
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import jsonschema
 from jsonschema import ValidationError
 
+from harness.contract.schemas import schema_path
 from lembench.suite.messages import explain, format_path, pick, show
 
 REFERENCE = "reference"
@@ -24,8 +25,7 @@ RECORD = "reproduction"
 @cache
 def load(name: str) -> dict[str, Any]:
     """The parsed schema ``<name>.schema.json`` (reference or reproduction)."""
-    files = resources.files("harness.schema_files")
-    return json.loads(files.joinpath(f"{name}.schema.json").read_text("utf-8"))
+    return json.loads(schema_path(name).read_text("utf-8"))
 
 
 @cache
