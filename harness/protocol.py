@@ -112,11 +112,12 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     from harness.meters.chain import select_meters  # imported late: meters pull optional libraries
 
     try:
-        meters, skipped = select_meters(measurement)
+        # The group shares one model load, so its first experiment's devices are everyone's.
+        meters, skipped = select_meters(measurement, first)
     except MeterUnavailable as e:
         raise _Fatal(ExitCode.CONFIG_ERROR, "config_error", f"meter unavailable: {e}") from None
     meter_info = {"used": [m.describe() for m in meters], "skipped": skipped}
-    telemetry = Telemetry.open()
+    telemetry = Telemetry.open(first)
     environment = snapshot(telemetry)
 
     loaded = _load_backend(request, first, events)

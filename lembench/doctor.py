@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from harness import __version__
-from harness.contract import check_codecarbon, check_nvml, check_rapl
+from harness.contract import check_codecarbon, check_gpus, check_rapl
 from harness.contract.registry import descriptions
 from lembench.imagedefs import (
     IMAGES,
@@ -91,19 +91,23 @@ def _engine(f: Findings) -> None:
 
 def _host(f: Findings) -> None:
     f.host_gpu = host_has_nvidia_gpu()
-    nvml = check_nvml()
-    if nvml["available"]:
-        devs = ", ".join(f"{d['name']} ({d['method']})" for d in nvml["devices"])
-        f.add("NVML (host)", True, f"driver {nvml.get('driver')}: {devs}")
+    gpus = check_gpus()
+    if gpus["available"]:
+        devs = ", ".join(f"{d['name']} ({d['method']})" for d in gpus["devices"])
+        f.add(
+            "GPUs (host)",
+            True,
+            f"{gpus['vendor']} via {gpus['meter']}, driver {gpus.get('driver')}: {devs}",
+        )
     elif f.host_gpu:
         f.add(
-            "NVML (host)",
+            "GPUs (host)",
             False,
-            nvml["error"],
+            gpus["error"],
             "install the NVIDIA driver's NVML library (libnvidia-ml) and nvidia-ml-py",
         )
     else:
-        f.add("NVML (host)", None, f"no NVIDIA GPU here ({nvml['error']}): GPU energy n/a")
+        f.add("GPUs (host)", None, f"no GPU here ({gpus['error']}): GPU energy n/a")
     rapl = check_rapl()
     if rapl["readable"]:
         f.add("RAPL", True, f"readable: {', '.join(rapl['domains'])}")
@@ -209,15 +213,17 @@ def _gpu_in_container(f: Findings) -> None:
     except Exception as exc:
         f.add("GPUs in a container", False, f"{ref}: {one_line(exc)}", TOOLKIT_HINT)
         return
-    devices = report["nvml"]["devices"]
+    # Images built before the GPU device layer report "nvml" instead of "gpus".
+    seen = report.get("gpus") or report.get("nvml") or {"devices": [], "error": "no GPU report"}
+    devices = seen["devices"]
     if devices:
         names = ", ".join(d["name"] for d in devices)
-        f.add("GPUs in a container", True, f"{len(devices)} visible through NVML in {ref}: {names}")
+        f.add("GPUs in a container", True, f"{len(devices)} visible in {ref}: {names}")
     else:
         f.add(
             "GPUs in a container",
             False,
-            f"none visible in {ref}: {report['nvml']['error']}",
+            f"none visible in {ref}: {seen['error']}",
             TOOLKIT_HINT,
         )
 

@@ -50,6 +50,10 @@ WARNING_CODES: dict[str, str] = {
     "exact_output_violated": "The backend stopped before the requested number of output tokens.",
     "throttling": "The GPU reported thermal or power throttling during the window.",
     "other_gpu_processes": "Other processes used the GPU during the window.",
+    "other_gpu_load": (
+        "A GPU outside the experiment's set was busy during the window (not measured, but it "
+        "shares the host)."
+    ),
     "power_limit_changed": "The GPU power limit differed between the window's start and end.",
     "clocks_changed": "GPU application clocks differed between the window's start and end.",
     "warmup_not_converged": "Warmup hit its maximum runs before latencies settled.",

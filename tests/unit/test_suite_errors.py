@@ -111,7 +111,7 @@ CASES = [
     pytest.param(
         OK + "measurement: {meters: [nvm]}\n",
         "s.yaml: measurement.meters[0]: unknown meter 'nvm'; did you mean 'nvml'? "
-        "(allowed: codecarbon, nvml, rapl)",
+        "(allowed: amdsmi, codecarbon, nvml, rapl)",
         id="meter name",
     ),
     pytest.param(
