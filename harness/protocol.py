@@ -32,7 +32,13 @@ from harness.contract.io import (
     write_fatal,
     write_json_atomic,
 )
-from harness.contract.results import base_result, failed_result, one_line, validation_problem
+from harness.contract.results import (
+    base_result,
+    failed_result,
+    one_line,
+    unknown_energy_method,
+    validation_problem,
+)
 from harness.hardware.environment import snapshot
 from harness.meters.base import MeterUnavailable
 from harness.window.baseline import measure_baseline
@@ -156,7 +162,7 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
                 result["provenance"]["backend"] = loaded.backend_info
                 result["provenance"]["measurement"].update(meter_info)
                 result["ended_at"] = now_iso()
-                problem = validation_problem(result)
+                problem = validation_problem(result) or unknown_energy_method(result)
                 if problem is not None:  # our own bug: record it rather than write an invalid file
                     raise _InvalidResult(problem)
             except Exception as e:  # one experiment's failure never stops the group

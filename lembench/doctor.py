@@ -1,6 +1,7 @@
 """``lembench doctor``: what this machine can run and measure, with one actionable line for each
-missing piece: the container engine, GPUs on the host and inside a container, NVML, RAPL,
-codecarbon, lembench's images, and what each backend needs (local or docker runtime).
+missing piece: the container engine, GPUs on the host and inside a container, GPU libraries
+(NVML, AMD SMI), RAPL, codecarbon, which meter measures each energy domain and how to enable a
+better one, lembench's images, and what each backend needs (local or docker runtime).
 
 Fast where nothing is there (no engine: one failed connect); only runs a container when the host
 has NVIDIA GPUs and an image to test them with. Never imports an inference engine (installed
@@ -17,8 +18,9 @@ from typing import Any
 import click
 
 from harness import __version__
-from harness.contract import check_codecarbon, check_gpus, check_rapl
+from harness.contract import check_codecarbon, check_gpus, check_rapl, meter_plan
 from harness.contract.registry import descriptions
+from harness.contract.results import one_line
 from lembench.imagedefs import (
     IMAGES,
     LABEL_SOURCE,
@@ -131,6 +133,32 @@ def _host(f: Findings) -> None:
         f.add("codecarbon", False, "not installed", "pip install 'lembench[energy]'")
 
 
+def _meters(f: Findings) -> None:
+    """Which meter measures each energy domain here (``meters: [auto]``), and how to get a better
+    one where a measuring meter's hardware is here but it cannot run."""
+    try:
+        plan = meter_plan()
+    except Exception as exc:  # a broken meter install must not stop the other checks
+        f.add("energy", False, f"meter selection failed: {one_line(exc)}")
+        return
+    for domain, use in plan["used"].items():
+        kind = "estimate" if use["estimate"] else "measured"
+        f.add(
+            f"energy {domain}",
+            None if use["estimate"] else True,
+            f"{kind} by {use['meter']} ({', '.join(use['methods'])})",
+        )
+    for hint in plan["hints"]:
+        f.add(
+            f"energy {'/'.join(hint['domains'])}",
+            False,
+            f"{hint['meter']} would measure it but cannot run: {hint['why']}",
+            hint["enable"],
+        )
+    if not plan["used"]:
+        f.add("energy", None, "no meter can run here: results carry no energy figure")
+
+
 def _images(f: Findings) -> None:
     from lembench.runtimes.engine import docker_sdk
 
@@ -196,7 +224,7 @@ def _gpu_in_container(f: Findings) -> None:
             "lembench images build pytorch",
         )
         return
-    from lembench.runtimes.engine import docker_sdk, one_line
+    from lembench.runtimes.engine import docker_sdk
 
     docker = docker_sdk()
     ref = image_ref(usable[0])
@@ -274,6 +302,7 @@ def diagnose() -> Findings:
     f = Findings()
     _engine(f)
     _host(f)
+    _meters(f)
     _images(f)
     _gpu_in_container(f)
     _backends(f)

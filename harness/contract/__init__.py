@@ -23,6 +23,7 @@ _DOOR: dict[str, str] = {
     "check_codecarbon": "harness.hardware.selftest:check_codecarbon",
     "check_gpus": "harness.hardware.selftest:check_gpus",
     "check_rapl": "harness.hardware.selftest:check_rapl",
+    "meter_plan": "harness.hardware.selftest:meter_plan",
     "METHODS": "harness.meters.base:METHODS",
 }
 

@@ -109,3 +109,6 @@ class MeterDescription:
     platforms: tuple[str, ...]
     #: One line: how to make it usable where it is not (install, permission, group...).
     enable_hint: str
+    #: Paths whose presence means its hardware is here even when the meter cannot run (doctor
+    #: then shows ``enable_hint``); empty: hint wherever the platform matches.
+    present_if: tuple[str, ...] = ()

@@ -12,6 +12,7 @@ self test, so an image whose engine does not import fails to build.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -129,6 +130,49 @@ def check_codecarbon() -> dict[str, Any]:
     """codecarbon (the CPU/RAM estimate when RAPL is unreadable): present or not (not imported)."""
     present = importlib.util.find_spec("codecarbon") is not None
     return {"present": present, "version": _version("codecarbon") if present else None}
+
+
+def meter_plan(platform: str | None = None) -> dict[str, Any]:
+    """Which meter ``meters: [auto]`` uses here for each domain, with its methods and kind, and
+    for each better meter that cannot run here, why and how to enable it.
+
+    Returns ``{"used": {domain: {"meter", "methods", "estimate"}}, "skipped": {meter: reason},
+    "hints": [{"meter", "domains", "why", "enable"}]}``. A hint is given for a measuring meter
+    of this platform that was skipped although it would measure a domain that is now estimated or
+    not measured, and whose hardware is here (``MeterDescription.present_if``) or undetectable."""
+    from pathlib import Path
+
+    from harness.contract import registry
+    from harness.meters.chain import auto_order, select_meters
+
+    meters, skipped = select_meters({"meters": ["auto"]})
+    used: dict[str, dict[str, Any]] = {}
+    try:
+        for m in meters:
+            methods = [x.name for x in m.description.methods]
+            estimate = all(x.kind == "estimate" for x in m.description.methods)
+            for domain in m.domains:
+                used[domain] = {"meter": m.name, "methods": methods, "estimate": estimate}
+    finally:
+        for m in meters:
+            with contextlib.suppress(Exception):
+                m.close()
+    descriptions = registry.meter_descriptions()
+    hints = []
+    for name in auto_order(platform):
+        d = descriptions[name]
+        why = skipped.get(name)
+        if (
+            why is None
+            or why.startswith("not needed")
+            or any(x.kind == "estimate" for x in d.methods)
+        ):
+            continue
+        better = [dom for dom in d.domains if dom not in used or used[dom]["estimate"]]
+        here = not d.present_if or any(Path(p).exists() for p in d.present_if)
+        if better and here:
+            hints.append({"meter": name, "domains": better, "why": why, "enable": d.enable_hint})
+    return {"used": used, "skipped": skipped, "hints": hints}
 
 
 def check_backend(name: str, *, force: bool) -> dict[str, Any]:

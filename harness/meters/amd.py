@@ -42,4 +42,5 @@ class AmdsmiMeter(GpuMeter):
         enable_hint="install ROCm 6.1+ and the matching amdsmi package (pip install amdsmi), and "
         "add the user to the render and video groups (containers: --device /dev/kfd "
         "--device /dev/dri)",
+        present_if=("/dev/kfd", "/sys/module/amdgpu"),
     )

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 from harness.contract.descriptions import MeterDescription
 
-#: Energy domains, in the order results list them.
-DOMAINS = ("gpu", "cpu", "dram")
+#: Energy domains, in the order results list them ("ane": Apple's Neural Engine).
+DOMAINS = ("gpu", "cpu", "dram", "ane")
 
 
 def __getattr__(name: str) -> Any:

@@ -45,4 +45,5 @@ class NvmlMeter(GpuMeter):
         platforms=("linux", "win32"),
         enable_hint="install the NVIDIA driver and nvidia-ml-py (pip install nvidia-ml-py); in "
         "containers run with --gpus (the NVIDIA container toolkit)",
+        present_if=("/proc/driver/nvidia/gpus", "/dev/nvidia0"),
     )

@@ -90,6 +90,7 @@ class RaplMeter(Meter):
         enable_hint="make /sys/class/powercap/intel-rapl:*/energy_uj readable (root-only since "
         "Linux 5.10: run as root, or chmod/udev rule them for the benchmark user); in "
         "containers mount /sys/class/powercap",
+        present_if=("/sys/class/powercap/intel-rapl",),
     )
     #: The kernel updates the RAPL counters about every millisecond.
     update_period_s = 0.001

@@ -63,7 +63,7 @@ def comp(meter: str, method: str, domain: str, energy: float, est: bool = False)
 def test_auto_order_comes_from_the_descriptions() -> None:
     # Measuring meters first, estimates last; each only where its description says it runs.
     assert auto_order("linux") == ["amdsmi", "nvml", "rapl", "codecarbon"]
-    assert auto_order("darwin") == ["codecarbon"]
+    assert auto_order("darwin") == ["apple", "codecarbon"]
     assert auto_order("win32") == ["nvml", "codecarbon"]
 
 

@@ -111,7 +111,7 @@ CASES = [
     pytest.param(
         OK + "measurement: {meters: [nvm]}\n",
         "s.yaml: measurement.meters[0]: unknown meter 'nvm'; did you mean 'nvml'? "
-        "(allowed: amdsmi, codecarbon, nvml, rapl)",
+        "(allowed: amdsmi, apple, codecarbon, nvml, rapl)",
         id="meter name",
     ),
     pytest.param(
