@@ -121,7 +121,7 @@ def test_hip_visible_devices_scope_and_rocr_first(install, monkeypatch) -> None:
 
 def test_init_failure_and_no_gpu_are_unavailable(install) -> None:
     install([FakeAmdGpu()], init_error=fake_amdsmi.AMDSMI_STATUS_DRIVER_NOT_LOADED)
-    with pytest.raises(MeterUnavailable, match="amdsmi init failed: .*Driver not loaded"):
+    with pytest.raises(MeterUnavailable, match=r"amdsmi init failed: .*Driver not loaded"):
         AmdsmiMeter({})
     fake = install([])
     with pytest.raises(MeterUnavailable, match="render group"):
