@@ -183,12 +183,14 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
 
 
 def _gpu_names(device: str | None, environment: dict[str, Any]) -> list[str]:
-    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU."""
+    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU.
+
+    The environment's ``gpus`` are already the experiment's own (``harness.hardware.gpu.scope``:
+    ``device: cuda:N`` selected the Nth visible one), so its first entry is the model's device."""
     if not device or not device.startswith("cuda"):
         return []
     gpus = environment.get("gpus") or []
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    return [gpus[index]["name"]] if index < len(gpus) else []
+    return [gpus[0]["name"]] if gpus else []
 
 
 def _load_backend(
