@@ -209,12 +209,22 @@ class GpuMeter(Meter):
             self._poller.start()
         self._running = True
 
-    def _counter_joules(self, d: _Device) -> float:
+    def _counter_joules(self, d: _Device, raw: dict[str, Any] | None = None) -> float:
+        """Joules since ``start()`` on a counter device; ``raw`` receives the two readings."""
         assert d.start is not None
         try:
-            return d.gpu.energy_counter().joules_since(d.start)
+            end = d.gpu.energy_counter()
+            joules = end.joules_since(d.start)
         except GPUError as exc:
             raise RuntimeError(f"{self.name}: GPU {d.gpu.index}: {exc}") from exc
+        if raw is not None:
+            raw[str(d.gpu.index)] = {
+                "start": d.start.raw,
+                "end": end.raw,
+                "resolution_j": end.resolution_j,
+                "wrapped": end.raw < d.start.raw,
+            }
+        return joules
 
     def read_cumulative(self) -> dict[str, float] | None:
         """GPU energy (J, all measured GPUs) since ``start()``: counters now minus at start, plus
@@ -237,11 +247,12 @@ class GpuMeter(Meter):
             raise RuntimeError(f"{self.name} meter stopped without start()")
         self._running = False
         energy: dict[int, float] = {}
+        raw: dict[str, Any] = {}  # per device: the counter readings the figure comes from
         for d in self._devices:
             if d.method == self.counter_method:
-                energy[d.gpu.index] = self._counter_joules(d)
+                energy[d.gpu.index] = self._counter_joules(d, raw)
         t1 = self._clock()
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = {"counter_readings": raw} if raw else {}
         if self._poller is not None:
             polled = [d for d in self._devices if d.method == self.poll_method]
             for d, joules in zip(polled, self._poller.stop(), strict=True):

@@ -64,7 +64,14 @@ def test_counter_wraparound_is_undone(install) -> None:
     meter = AmdsmiMeter({})
     with meter:
         fake.gpus[0].energy_count = 300  # wrapped past 2**64 counts
-    assert meter.components[0].energy_j == pytest.approx(500e-6)
+    (c,) = meter.components
+    assert c.energy_j == pytest.approx(500e-6)
+    assert c.details["counter_readings"]["0"] == {
+        "start": ENERGY_COUNTER_WRAP - 200,
+        "end": 300,
+        "resolution_j": 1e-6,
+        "wrapped": True,
+    }
     meter.close()
 
 
