@@ -31,11 +31,10 @@ def plugin(monkeypatch: pytest.MonkeyPatch):
         return [EntryPoint("wallplug", "tests.fakes.plugin_meter:WallPlugMeter", group)]
 
     monkeypatch.setattr(registry, "entry_points", fake_entry_points)
-    registry._table.cache_clear()
-    registry.meter_descriptions.cache_clear()
+    registry.reset()
     yield
-    registry._table.cache_clear()
-    registry.meter_descriptions.cache_clear()
+    monkeypatch.undo()
+    registry.reset()
 
 
 def test_builtin_meters_are_discovered_from_their_descriptions() -> None:
