@@ -32,7 +32,13 @@ from harness.contract.io import (
     write_fatal,
     write_json_atomic,
 )
-from harness.contract.results import base_result, failed_result, one_line, validation_problem
+from harness.contract.results import (
+    base_result,
+    failed_result,
+    one_line,
+    unknown_energy_method,
+    validation_problem,
+)
 from harness.hardware.environment import snapshot
 from harness.meters.base import MeterUnavailable
 from harness.window.baseline import measure_baseline
@@ -112,11 +118,12 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     from harness.meters.chain import select_meters  # imported late: meters pull optional libraries
 
     try:
-        meters, skipped = select_meters(measurement)
+        # The group shares one model load, so its first experiment's devices are everyone's.
+        meters, skipped = select_meters(measurement, first)
     except MeterUnavailable as e:
         raise _Fatal(ExitCode.CONFIG_ERROR, "config_error", f"meter unavailable: {e}") from None
     meter_info = {"used": [m.describe() for m in meters], "skipped": skipped}
-    telemetry = Telemetry.open()
+    telemetry = Telemetry.open(first)
     environment = snapshot(telemetry)
 
     loaded = _load_backend(request, first, events)
@@ -155,7 +162,7 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
                 result["provenance"]["backend"] = loaded.backend_info
                 result["provenance"]["measurement"].update(meter_info)
                 result["ended_at"] = now_iso()
-                problem = validation_problem(result)
+                problem = validation_problem(result) or unknown_energy_method(result)
                 if problem is not None:  # our own bug: record it rather than write an invalid file
                     raise _InvalidResult(problem)
             except Exception as e:  # one experiment's failure never stops the group
@@ -176,12 +183,14 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
 
 
 def _gpu_names(device: str | None, environment: dict[str, Any]) -> list[str]:
-    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU."""
+    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU.
+
+    The environment's ``gpus`` are already the experiment's own (``harness.hardware.gpu.scope``:
+    ``device: cuda:N`` selected the Nth visible one), so its first entry is the model's device."""
     if not device or not device.startswith("cuda"):
         return []
     gpus = environment.get("gpus") or []
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    return [gpus[index]["name"]] if index < len(gpus) else []
+    return [gpus[0]["name"]] if gpus else []
 
 
 def _load_backend(

@@ -1,6 +1,7 @@
 """``lembench doctor``: what this machine can run and measure, with one actionable line for each
-missing piece: the container engine, GPUs on the host and inside a container, NVML, RAPL,
-codecarbon, lembench's images, and what each backend needs (local or docker runtime).
+missing piece: the container engine, GPUs on the host and inside a container, GPU libraries
+(NVML, AMD SMI), RAPL, codecarbon, which meter measures each energy domain and how to enable a
+better one, lembench's images, and what each backend needs (local or docker runtime).
 
 Fast where nothing is there (no engine: one failed connect); only runs a container when the host
 has NVIDIA GPUs and an image to test them with. Never imports an inference engine (installed
@@ -17,8 +18,9 @@ from typing import Any
 import click
 
 from harness import __version__
-from harness.contract import check_codecarbon, check_nvml, check_rapl
+from harness.contract import check_codecarbon, check_gpus, check_rapl, meter_plan
 from harness.contract.registry import descriptions
+from harness.contract.results import one_line
 from lembench.imagedefs import (
     IMAGES,
     LABEL_SOURCE,
@@ -91,19 +93,23 @@ def _engine(f: Findings) -> None:
 
 def _host(f: Findings) -> None:
     f.host_gpu = host_has_nvidia_gpu()
-    nvml = check_nvml()
-    if nvml["available"]:
-        devs = ", ".join(f"{d['name']} ({d['method']})" for d in nvml["devices"])
-        f.add("NVML (host)", True, f"driver {nvml.get('driver')}: {devs}")
+    gpus = check_gpus()
+    if gpus["available"]:
+        devs = ", ".join(f"{d['name']} ({d['method']})" for d in gpus["devices"])
+        f.add(
+            "GPUs (host)",
+            True,
+            f"{gpus['vendor']} via {gpus['meter']}, driver {gpus.get('driver')}: {devs}",
+        )
     elif f.host_gpu:
         f.add(
-            "NVML (host)",
+            "GPUs (host)",
             False,
-            nvml["error"],
+            gpus["error"],
             "install the NVIDIA driver's NVML library (libnvidia-ml) and nvidia-ml-py",
         )
     else:
-        f.add("NVML (host)", None, f"no NVIDIA GPU here ({nvml['error']}): GPU energy n/a")
+        f.add("GPUs (host)", None, f"no GPU here ({gpus['error']}): GPU energy n/a")
     rapl = check_rapl()
     if rapl["readable"]:
         f.add("RAPL", True, f"readable: {', '.join(rapl['domains'])}")
@@ -125,6 +131,32 @@ def _host(f: Findings) -> None:
         f.add("codecarbon", True, f"{cc['version']} (CPU/RAM estimate, CO2)")
     else:
         f.add("codecarbon", False, "not installed", "pip install 'lembench[energy]'")
+
+
+def _meters(f: Findings) -> None:
+    """Which meter measures each energy domain here (``meters: [auto]``), and how to get a better
+    one where a measuring meter's hardware is here but it cannot run."""
+    try:
+        plan = meter_plan()
+    except Exception as exc:  # a broken meter install must not stop the other checks
+        f.add("energy", False, f"meter selection failed: {one_line(exc)}")
+        return
+    for domain, use in plan["used"].items():
+        kind = "estimate" if use["estimate"] else "measured"
+        f.add(
+            f"energy {domain}",
+            None if use["estimate"] else True,
+            f"{kind} by {use['meter']} ({', '.join(use['methods'])})",
+        )
+    for hint in plan["hints"]:
+        f.add(
+            f"energy {'/'.join(hint['domains'])}",
+            False,
+            f"{hint['meter']} would measure it but cannot run: {hint['why']}",
+            hint["enable"],
+        )
+    if not plan["used"]:
+        f.add("energy", None, "no meter can run here: results carry no energy figure")
 
 
 def _images(f: Findings) -> None:
@@ -192,7 +224,7 @@ def _gpu_in_container(f: Findings) -> None:
             "lembench images build pytorch",
         )
         return
-    from lembench.runtimes.engine import docker_sdk, one_line
+    from lembench.runtimes.engine import docker_sdk
 
     docker = docker_sdk()
     ref = image_ref(usable[0])
@@ -209,15 +241,17 @@ def _gpu_in_container(f: Findings) -> None:
     except Exception as exc:
         f.add("GPUs in a container", False, f"{ref}: {one_line(exc)}", TOOLKIT_HINT)
         return
-    devices = report["nvml"]["devices"]
+    # Images built before the GPU device layer report "nvml" instead of "gpus".
+    seen = report.get("gpus") or report.get("nvml") or {"devices": [], "error": "no GPU report"}
+    devices = seen["devices"]
     if devices:
         names = ", ".join(d["name"] for d in devices)
-        f.add("GPUs in a container", True, f"{len(devices)} visible through NVML in {ref}: {names}")
+        f.add("GPUs in a container", True, f"{len(devices)} visible in {ref}: {names}")
     else:
         f.add(
             "GPUs in a container",
             False,
-            f"none visible in {ref}: {report['nvml']['error']}",
+            f"none visible in {ref}: {seen['error']}",
             TOOLKIT_HINT,
         )
 
@@ -268,6 +302,7 @@ def diagnose() -> Findings:
     f = Findings()
     _engine(f)
     _host(f)
+    _meters(f)
     _images(f)
     _gpu_in_container(f)
     _backends(f)

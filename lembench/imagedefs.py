@@ -81,16 +81,15 @@ def fitting_images(gpu: bool) -> list[str]:
 
 
 def host_has_nvidia_gpu() -> bool:
-    """Whether this host has an NVIDIA GPU (NVML, else the driver's /proc entries). No torch."""
-    try:
-        import pynvml
+    """Whether this host has an NVIDIA GPU (the harness's GPU device layer, else the driver's
+    /proc entries). No torch."""
+    from harness.contract import check_gpus
 
-        pynvml.nvmlInit()
-        try:
-            return pynvml.nvmlDeviceGetCount() > 0
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
+    try:
+        found = check_gpus()
+        if found["available"] and found["vendor"] == "nvidia":
+            return True
+    except Exception:  # a broken driver install must not stop image selection
         pass
     gpus = Path("/proc/driver/nvidia/gpus")
     try:

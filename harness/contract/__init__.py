@@ -21,8 +21,9 @@ _DOOR: dict[str, str] = {
     "bundled_model_ids": "harness.models.dummy_weights:bundled_model_ids",
     "bundled_config": "harness.models.dummy_weights:bundled_config",
     "check_codecarbon": "harness.hardware.selftest:check_codecarbon",
-    "check_nvml": "harness.hardware.selftest:check_nvml",
+    "check_gpus": "harness.hardware.selftest:check_gpus",
     "check_rapl": "harness.hardware.selftest:check_rapl",
+    "meter_plan": "harness.hardware.selftest:meter_plan",
     "METHODS": "harness.meters.base:METHODS",
 }
 

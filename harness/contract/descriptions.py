@@ -1,17 +1,20 @@
-"""What lembench knows about one backend, declared once next to its code.
+"""What lembench knows about one backend or meter, declared once next to its code.
 
 A backend class carries a :class:`BackendDescription` as its class attribute ``description``;
 every table that used to list backends reads these instead: the registry (names, aliases), suite
 validation (the option block and its JSON Schema), capability checks (traffic, dummy weights),
-images and compose, the environment self test, doctor and the environment key. Standard library
-only: ``lembench.imagedefs`` reads descriptions under the system python3.
+images and compose, the environment self test, doctor and the environment key. A meter class
+carries a :class:`MeterDescription` likewise: the registry discovers meters by it, and the energy
+methods results may name (schema check, methodology page) come from it. Standard library only:
+``lembench.imagedefs`` reads descriptions under the system python3.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 def _no_options() -> dict[str, Any]:
@@ -67,3 +70,45 @@ def minimal_description(name: str, traffic: bool = False) -> BackendDescription:
         options_schema=FREE_FORM_OPTIONS,
         traffic=traffic,
     )
+
+
+# -- meters -------------------------------------------------------------------------------------
+#: Shape of an energy method name (result.schema.json's ``energy_component.method`` pattern).
+METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class EnergyMethod:
+    """One way a meter obtains a figure: ``kind`` says whether it is a measurement or a model."""
+
+    name: str
+    kind: Literal["measured", "estimate"]
+    #: One sentence: what is read or modelled, and how it becomes joules over the window.
+    how: str
+
+    def __post_init__(self) -> None:
+        if not METHOD_NAME.match(self.name):
+            raise ValueError(f"energy method name {self.name!r} must match {METHOD_NAME.pattern}")
+        if self.kind not in ("measured", "estimate"):
+            raise ValueError(f"energy method {self.name}: kind must be measured or estimate")
+        if self.kind == "estimate" and not self.name.startswith("estimate_"):
+            # Readers tell estimates apart by name too (report marks, filters): keep it visible.
+            raise ValueError(f"estimate method {self.name!r} must be named estimate_*")
+
+
+@dataclass(frozen=True)
+class MeterDescription:
+    """What a meter is, as data (``Meter.description``)."""
+
+    name: str
+    summary: str
+    methods: tuple[EnergyMethod, ...]
+    #: Energy domains it reports ("gpu", "cpu", "dram", "ane", ...).
+    domains: tuple[str, ...]
+    #: Where it can run ("linux", "darwin", "win32"; sys.platform prefixes).
+    platforms: tuple[str, ...]
+    #: One line: how to make it usable where it is not (install, permission, group...).
+    enable_hint: str
+    #: Paths whose presence means its hardware is here even when the meter cannot run (doctor
+    #: then shows ``enable_hint``); empty: hint wherever the platform matches.
+    present_if: tuple[str, ...] = ()

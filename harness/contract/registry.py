@@ -4,8 +4,11 @@ Built-in backends are found, not listed: every module of the package ``harness.b
 imported (they are light: engines are imported inside methods) and each Backend subclass defined
 there that carries its own ``description`` is registered under the description's name. Third
 parties add backends through the entry-point group ``lembench.backends`` ("module:Class"; a class
-without a description gets a minimal one from its name). Meters stay a table here plus the group
-``lembench.meters``. Listing names never imports an engine, so the controller can check a suite's
+without a description gets a minimal one from its name). Meters are found the same way in
+``harness.meters`` (a class with a ``MeterDescription``; meter modules import their libraries
+lazily), plus the group ``lembench.meters``; the energy methods results may name
+(``energy_methods``) come from the meters' descriptions, so a plugin meter's methods validate like
+the built-in ones. Listing names never imports an engine, so the controller can check a suite's
 ``backend:`` without torch, vLLM or TensorRT-LLM installed.
 """
 
@@ -14,21 +17,26 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import logging
 import pkgutil
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from harness.contract.descriptions import BackendDescription, minimal_description
+from harness.contract.descriptions import (
+    BackendDescription,
+    EnergyMethod,
+    MeterDescription,
+    minimal_description,
+)
+
+log = logging.getLogger("harness")
 
 #: The package whose modules hold the built-in backends.
 BACKENDS_PACKAGE = "harness.backends"
 
-BUILTIN_METERS: dict[str, str] = {
-    "nvml": "harness.meters.nvml:NvmlMeter",
-    "rapl": "harness.meters.rapl:RaplMeter",
-    "codecarbon": "harness.meters.codecarbon:CodecarbonMeter",
-}
+#: The package whose modules hold the built-in meters.
+METER_PACKAGE = "harness.meters"
 
 _GROUPS = {"backend": "lembench.backends", "meter": "lembench.meters"}
 
@@ -62,11 +70,28 @@ def builtin_backends() -> dict[str, tuple[str, BackendDescription]]:
 
 
 @cache
+def builtin_meters() -> dict[str, str]:
+    """Meter name -> "module:Class" for every described meter class in ``METER_PACKAGE``."""
+    package = importlib.import_module(METER_PACKAGE)
+    table: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{METER_PACKAGE}.{info.name}")
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and obj.__module__ == module.__name__
+                and isinstance(obj.__dict__.get("description"), MeterDescription)
+            ):
+                table[obj.description.name] = f"{module.__name__}:{obj.__name__}"
+    return table
+
+
+@cache
 def _table(kind: str) -> dict[str, str]:
     if kind == "backend":
         table = {name: target for name, (target, _) in builtin_backends().items()}
     else:
-        table = dict(BUILTIN_METERS)
+        table = dict(builtin_meters())
     for ep in entry_points(group=_GROUPS[kind]):
         table.setdefault(ep.name, ep.value)
     return table
@@ -76,6 +101,8 @@ def reset() -> None:
     """Forget what was discovered (tests that register entry points call this), and the suite
     schema composed from it."""
     builtin_backends.cache_clear()
+    builtin_meters.cache_clear()
+    meter_descriptions.cache_clear()
     _table.cache_clear()
     _descriptions.cache_clear()
     from harness.contract import schemas
@@ -172,3 +199,30 @@ def load(name: str, kind: str = "backend") -> Any:
     check_name(name, kind)
     module_name, _, attr = _table(kind)[name].partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+@cache
+def meter_descriptions() -> dict[str, MeterDescription]:
+    """Every registered meter's description (plugins included), by name. A plugin meter that does
+    not import is left out (logged): its methods are then unknown here, and said so at
+    validation."""
+    out: dict[str, MeterDescription] = {}
+    for name in names("meter"):
+        try:
+            cls = load(name, "meter")
+        except Exception as exc:  # a broken plugin must not break every run
+            log.warning("meter %s does not load: %s", name, exc)
+            continue
+        description = getattr(cls, "description", None)
+        if isinstance(description, MeterDescription):
+            out[name] = description
+    return out
+
+
+def energy_methods() -> dict[str, EnergyMethod]:
+    """Every energy method a registered meter may report, by name (from the descriptions)."""
+    out: dict[str, EnergyMethod] = {}
+    for description in meter_descriptions().values():
+        for method in description.methods:
+            out.setdefault(method.name, method)
+    return out

@@ -70,3 +70,22 @@ def validation_problem(result: dict[str, Any]) -> str | None:
     if error is None:
         return None
     return f"{error_path(error) or '(top level)'}: {one_line(error.message, 300)}"
+
+
+def unknown_energy_method(result: dict[str, Any]) -> str | None:
+    """None when every energy component's method is one a registered meter describes, else a
+    one-line description. The harness checks its own results with this on top of the schema
+    (which only fixes the name's shape, so the controller accepts a plugin meter's method
+    without having the plugin installed)."""
+    from harness.contract import registry
+
+    known = registry.energy_methods()
+    energy = result.get("energy") or {}
+    for i, component in enumerate(energy.get("components") or []):
+        method = component.get("method")
+        if method not in known:
+            return (
+                f"energy.components[{i}].method: {method!r} is not described by any registered "
+                f"meter (known: {', '.join(sorted(known))})"
+            )
+    return None

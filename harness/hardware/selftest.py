@@ -1,7 +1,8 @@
 """Self test of an environment (an image, or the host): ``python -m harness check``.
 
-Reports what this environment can measure: NVML devices (GPU energy), RAPL readability (CPU/DRAM
-energy), whether codecarbon is present (the CPU estimate), and which inference engines import.
+Reports what this environment can measure: GPUs through the device layer (NVML or AMD SMI, GPU
+energy), RAPL readability (CPU/DRAM energy), whether codecarbon is present (the CPU estimate), and
+which inference engines import.
 The report is JSON on stdout (for ``lembench doctor`` and scripts); human lines go to stderr.
 
 Exit status: 0, or 65 (``ExitCode.BACKEND_UNAVAILABLE``) when a backend named with ``--backend``
@@ -46,47 +47,64 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def check_nvml() -> dict[str, Any]:
-    """NVML: the driver, and each device with its energy method (counter or power polling)."""
-    try:
-        import pynvml
-    except ImportError as exc:
-        return {"available": False, "error": _one_line(exc), "devices": []}
-    try:
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return {"available": False, "error": _one_line(exc), "devices": []}
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        devices = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            try:
-                pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-                method = "nvml_counter"
-            except Exception:
-                method = "nvml_power_poll"
-            name = pynvml.nvmlDeviceGetName(handle)
-            uuid = pynvml.nvmlDeviceGetUUID(handle)
-            devices.append(
-                {
-                    "index": i,
-                    "name": name.decode() if isinstance(name, bytes) else name,
-                    "uuid": uuid.decode() if isinstance(uuid, bytes) else uuid,
-                    "method": method,
-                }
-            )
+def gpu_meter_for(vendor: str) -> Any:
+    """The built-in GPU meter class reading ``vendor``'s library (``GpuMeter.vendor``), or None."""
+    from harness.contract import registry
+    from harness.meters.gpu import GpuMeter
+
+    for name in registry.builtin_meters():
+        cls = registry.load(name, "meter")
+        if isinstance(cls, type) and issubclass(cls, GpuMeter) and cls.vendor == vendor:
+            return cls
+    return None
+
+
+def check_gpus() -> dict[str, Any]:
+    """GPUs through the device layer: the vendor library that sees them, its driver, and each
+    device with the energy method its meter would use (counter, or power polling)."""
+    from harness.hardware.gpu import GPUError, GPUNotSupported, get_gpus
+
+    gpus, tried = get_gpus()
+    if gpus is None:
+        error = "; ".join(f"{vendor}: {why}" for vendor, why in tried.items())
         return {
-            "available": bool(devices),
-            "error": None if devices else "NVML works but sees no GPU",
-            "driver": driver.decode() if isinstance(driver, bytes) else driver,
+            "available": False,
+            "vendor": None,
+            "meter": None,
+            "error": error,
+            "tried": tried,
+            "devices": [],
+        }
+    try:
+        meter = gpu_meter_for(gpus.vendor)
+        devices = []
+        for g in gpus.gpus:
+            try:
+                g.energy_counter()
+                method = meter.counter_method if meter else None
+            except GPUNotSupported:
+                method = meter.poll_method if meter else None
+            devices.append({"index": g.index, "name": g.name, "uuid": g.uuid, "method": method})
+        return {
+            "available": True,
+            "vendor": gpus.vendor,
+            "meter": meter.name if meter else None,
+            "error": None,
+            "tried": tried,
+            "driver": gpus.driver_version,
             "devices": devices,
         }
-    except Exception as exc:
-        return {"available": False, "error": _one_line(exc), "devices": []}
+    except GPUError as exc:
+        return {
+            "available": False,
+            "vendor": gpus.vendor,
+            "meter": None,
+            "error": _one_line(exc),
+            "tried": tried,
+            "devices": [],
+        }
     finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
+        gpus.close()
 
 
 def check_rapl() -> dict[str, Any]:
@@ -112,6 +130,49 @@ def check_codecarbon() -> dict[str, Any]:
     """codecarbon (the CPU/RAM estimate when RAPL is unreadable): present or not (not imported)."""
     present = importlib.util.find_spec("codecarbon") is not None
     return {"present": present, "version": _version("codecarbon") if present else None}
+
+
+def meter_plan(platform: str | None = None) -> dict[str, Any]:
+    """Which meter ``meters: [auto]`` uses here for each domain, with its methods and kind, and
+    for each better meter that cannot run here, why and how to enable it.
+
+    Returns ``{"used": {domain: {"meter", "methods", "estimate"}}, "skipped": {meter: reason},
+    "hints": [{"meter", "domains", "why", "enable"}]}``. A hint is given for a measuring meter
+    of this platform that was skipped although it would measure a domain that is now estimated or
+    not measured, and whose hardware is here (``MeterDescription.present_if``) or undetectable."""
+    from pathlib import Path
+
+    from harness.contract import registry
+    from harness.meters.chain import auto_order, select_meters
+
+    meters, skipped = select_meters({"meters": ["auto"]})
+    used: dict[str, dict[str, Any]] = {}
+    try:
+        for m in meters:
+            methods = [x.name for x in m.description.methods]
+            estimate = all(x.kind == "estimate" for x in m.description.methods)
+            for domain in m.domains:
+                used[domain] = {"meter": m.name, "methods": methods, "estimate": estimate}
+    finally:
+        for m in meters:
+            with contextlib.suppress(Exception):
+                m.close()
+    descriptions = registry.meter_descriptions()
+    hints = []
+    for name in auto_order(platform):
+        d = descriptions[name]
+        why = skipped.get(name)
+        if (
+            why is None
+            or why.startswith("not needed")
+            or any(x.kind == "estimate" for x in d.methods)
+        ):
+            continue
+        better = [dom for dom in d.domains if dom not in used or used[dom]["estimate"]]
+        here = not d.present_if or any(Path(p).exists() for p in d.present_if)
+        if better and here:
+            hints.append({"meter": name, "domains": better, "why": why, "enable": d.enable_hint})
+    return {"used": used, "skipped": skipped, "hints": hints}
 
 
 def check_backend(name: str, *, force: bool) -> dict[str, Any]:
@@ -161,14 +222,16 @@ def report(backends: list[str] | None = None) -> dict[str, Any]:
     from harness.contract import registry
 
     names = backends or registry.names("backend")
-    nvml = check_nvml()
+    gpus = check_gpus()
     rapl = check_rapl()
     codecarbon = check_codecarbon()
     checked = {name: check_backend(name, force=bool(backends)) for name in names}
     gpu = None
-    if nvml["available"]:
-        methods = {d["method"] for d in nvml["devices"]}
-        gpu = "nvml_counter" if methods == {"nvml_counter"} else "nvml_power_poll"
+    if gpus["available"]:
+        methods = {d["method"] for d in gpus["devices"]}
+        meter = gpu_meter_for(gpus["vendor"])
+        # One polled device makes the figure a polled one, as the meter labels it.
+        gpu = meter.poll_method if meter.poll_method in methods else meter.counter_method
     cpu = "rapl" if rapl["readable"] else ("estimate_codecarbon" if codecarbon["present"] else None)
     return {
         "harness_version": __version__,
@@ -176,7 +239,7 @@ def report(backends: list[str] | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
         "image_digest": os.environ.get("LEMBENCH_IMAGE_DIGEST"),
-        "nvml": nvml,
+        "gpus": gpus,
         "rapl": rapl,
         "codecarbon": codecarbon,
         "backends": checked,
@@ -186,14 +249,14 @@ def report(backends: list[str] | None = None) -> dict[str, Any]:
 
 def human_lines(rep: dict[str, Any]) -> list[str]:
     """The report as short lines for a person."""
-    nvml, rapl, cc = rep["nvml"], rep["rapl"], rep["codecarbon"]
+    gpus, rapl, cc = rep["gpus"], rep["rapl"], rep["codecarbon"]
     where = "container" if rep["in_container"] else "host"
     lines = [f"lembench harness {rep['harness_version']} (python {rep['python']}, {where})"]
-    if nvml["available"]:
-        devs = ", ".join(f"{d['index']}: {d['name']} ({d['method']})" for d in nvml["devices"])
-        lines.append(f"  NVML       yes, driver {nvml.get('driver')}: {devs}")
+    if gpus["available"]:
+        devs = ", ".join(f"{d['index']}: {d['name']} ({d['method']})" for d in gpus["devices"])
+        lines.append(f"  GPUs       {gpus['vendor']}, driver {gpus.get('driver')}: {devs}")
     else:
-        lines.append(f"  NVML       no ({nvml['error']})")
+        lines.append(f"  GPUs       no ({gpus['error']})")
     if rapl["readable"]:
         lines.append(f"  RAPL       yes ({', '.join(rapl['domains'])} under {rapl['root']})")
     else:

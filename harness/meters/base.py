@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-#: Methods a component may report (result.schema.json#/$defs/energy_component/method).
-METHODS = ("nvml_counter", "nvml_power_poll", "rapl", "estimate_codecarbon")
-DOMAINS = ("gpu", "cpu", "dram")
+from harness.contract.descriptions import MeterDescription
+
+#: Energy domains, in the order results list them ("ane": Apple's Neural Engine).
+DOMAINS = ("gpu", "cpu", "dram", "ane")
+
+
+def __getattr__(name: str) -> Any:
+    # METHODS: the methods components may report, from the registered meters' descriptions
+    # (computed on use: the registry imports the meter modules, which import this one).
+    if name == "METHODS":
+        from harness.contract import registry
+
+        return tuple(registry.energy_methods())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class MeterUnavailable(RuntimeError):
@@ -43,8 +54,10 @@ class EnergyComponent:
 class Meter(ABC):
     """Base class of energy meters: ``with meter: <measured region>``, then ``components``."""
 
-    #: Registry name (``harness.contract.registry.BUILTIN_METERS``).
+    #: Registry name (the description's name).
     name: str = ""
+    #: What this meter is, as data: registry, schema check, methodology page and doctor read it.
+    description: ClassVar[MeterDescription]
     #: Domains this meter reports.
     domains: tuple[str, ...] = ()
     #: How often the underlying reading changes (s): windows much shorter than this are unreliable,

@@ -30,6 +30,7 @@ import time
 import uuid
 from typing import Any
 
+from harness.contract.descriptions import EnergyMethod, MeterDescription
 from harness.meters.base import EnergyComponent, Meter, MeterUnavailable
 
 METHOD = "estimate_codecarbon"
@@ -41,6 +42,22 @@ class CodecarbonMeter(Meter):
 
     name = "codecarbon"
     domains = ("cpu", "dram")
+    description = MeterDescription(
+        name="codecarbon",
+        summary="CPU and RAM energy estimated by codecarbon's model, where RAPL is unreadable.",
+        methods=(
+            EnergyMethod(
+                METHOD,
+                "estimate",
+                "codecarbon's model, not a measurement: CPU power = TDP x (0.1 + 0.9 x load^3) "
+                "with a default TDP where the CPU is unknown, RAM power = 5 W per (guessed) DIMM; "
+                "shown as an estimate everywhere and never ranked against measurements.",
+            ),
+        ),
+        domains=("cpu", "dram"),
+        platforms=("linux", "darwin", "win32"),
+        enable_hint="pip install 'lembench[energy]' (codecarbon)",
+    )
     #: codecarbon samples the CPU load once a second; its figure exists only at stop()
     #: (read_cumulative stays the base class's None).
     update_period_s = 1.0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.contract.descriptions import EnergyMethod, MeterDescription
 from harness.meters.base import EnergyComponent, Meter, MeterUnavailable
 
 DEFAULT_ROOT = "/sys/class/powercap"
@@ -72,6 +73,25 @@ class RaplMeter(Meter):
 
     name = "rapl"
     domains = ("cpu", "dram")
+    description = MeterDescription(
+        name="rapl",
+        summary="CPU package and DRAM energy from Linux powercap RAPL counters (Intel, AMD Zen).",
+        methods=(
+            EnergyMethod(
+                "rapl",
+                "measured",
+                "Intel/AMD RAPL energy counters from /sys/class/powercap (package -> cpu, "
+                "dram), read every second with counter wrap-around handled; deltas over the "
+                "window.",
+            ),
+        ),
+        domains=("cpu", "dram"),
+        platforms=("linux",),
+        enable_hint="make /sys/class/powercap/intel-rapl:*/energy_uj readable (root-only since "
+        "Linux 5.10: run as root, or chmod/udev rule them for the benchmark user); in "
+        "containers mount /sys/class/powercap",
+        present_if=("/sys/class/powercap/intel-rapl",),
+    )
     #: The kernel updates the RAPL counters about every millisecond.
     update_period_s = 0.001
 

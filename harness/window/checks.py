@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.hardware.gpu.base import BENIGN_CLOCK_EVENTS, CLOCK_EVENT_REASONS
+
 #: Every code a window can be warned about, in the order ``window_warnings`` emits them.
 CODES = (
     "estimate_used",
@@ -20,6 +22,7 @@ CODES = (
     "exact_output_violated",
     "throttling",
     "other_gpu_processes",
+    "other_gpu_load",
     "power_limit_changed",
     "clocks_changed",
     "warmup_not_converged",
@@ -35,23 +38,10 @@ MIN_WINDOW_S = 1.0
 #: ... and shorter than this many update periods of its slowest meter.
 MIN_UPDATE_PERIODS = 10
 
-#: NVML clock event ("throttle") reason bits, as in pynvml's ``nvmlClocksEventReason*`` (and the
-#: deprecated ``nvmlClocksThrottleReason*``, which adds board limit and reliability).
-THROTTLE_REASONS = {
-    0x001: "GPU idle",
-    0x002: "applications clocks setting",
-    0x004: "SW power cap",
-    0x008: "HW slowdown",
-    0x010: "sync boost",
-    0x020: "SW thermal slowdown",
-    0x040: "HW thermal slowdown",
-    0x080: "HW power brake slowdown",
-    0x100: "display clock setting",
-    0x200: "board limit",
-    0x400: "reliability",
-}
+#: Clock event ("throttle") reason bits -> labels, from the device layer's one table.
+THROTTLE_REASONS = {r.bit: r.label for r in CLOCK_EVENT_REASONS}
 #: Not throttling: the GPU is idle (between batches), or clocks were set on purpose.
-BENIGN_THROTTLE = 0x001 | 0x002
+BENIGN_THROTTLE = BENIGN_CLOCK_EVENTS
 
 #: Clock fields of a GPU entry that are settings (fixed unless someone changes them), compared
 #: between the window's first and last sample. Current clocks (``sm_clock_mhz``) vary by design.
@@ -266,6 +256,31 @@ def other_gpu_processes(
     )
 
 
+def other_gpu_load(outside: Iterable[Mapping[str, Any]]) -> Warning | None:
+    """GPUs outside the experiment's set were busy (``Telemetry.outside_load()`` entries): not in
+    the figure, but they share the machine's power, cooling and (for the CPU) host."""
+    busy = list(outside)
+    if not busy:
+        return None
+
+    def what(g: Mapping[str, Any]) -> str:
+        parts = []
+        if g.get("util_gpu_pct") is not None:
+            parts.append(f"{g['util_gpu_pct']:.0f}% busy")
+        if g.get("power_w") is not None:
+            parts.append(f"{g['power_w']:.0f} W")
+        if g.get("processes"):
+            parts.append(f"{g['processes']} process(es)")
+        return f"GPU {g.get('id', '?')} ({', '.join(parts) or 'in use'})"
+
+    return warning(
+        "other_gpu_load",
+        f"GPU(s) outside the experiment's set were in use during the window "
+        f"({'; '.join(what(g) for g in busy)}): they are not measured, but they load the same "
+        "host and cooling; run on an otherwise idle machine for comparable numbers",
+    )
+
+
 # -- derived figures ---------------------------------------------------------------------------
 def closure_failed(phases: Any) -> Warning | None:
     """The phase split does not add up to the meters' total (``Phases`` or its dict)."""
@@ -371,6 +386,8 @@ class WindowFacts:
     samples: list[Mapping[str, Any]] = field(default_factory=list)  # timeline samples
     meters: Iterable[Any] = ()
     processes: Iterable[Mapping[str, Any]] = ()  # GPU compute processes at the window's start
+    # Busy GPUs outside the experiment's set, read right after the window (Telemetry.outside_load)
+    outside_load: Iterable[Mapping[str, Any]] = ()
     own_pid: int | Iterable[int] = ()
     warmup: Any = None  # the WarmupReport
     tokens_out: Iterable[int] = ()  # per request
@@ -393,6 +410,7 @@ def window_warnings(facts: WindowFacts) -> list[Warning]:
         exact_output_violated(f.tokens_out, f.max_new_tokens, f.exact),
         throttling(f.samples),
         other_gpu_processes(f.processes, f.own_pid, f.model_on_gpu),
+        other_gpu_load(f.outside_load),
         power_limit_changed(f.samples),
         clocks_changed(f.samples),
         warmup_not_converged(f.warmup),

@@ -75,6 +75,7 @@ class Window:
     warmup: Any  # WarmupReport
     processes: list[dict[str, Any]]  # GPU compute processes seen before the window
     served: Any = None  # traffic: harness.workloads.traffic's served requests
+    outside_load: list[dict[str, Any]] = field(default_factory=list)  # busy GPUs not measured
 
 
 @dataclass
@@ -186,9 +187,11 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
                 produced.append((batch, out))
         samples = timeline.stop()
         t1 = time.perf_counter()
+    # Read right after the window (outside the measured region): load on GPUs not measured.
+    outside = session.telemetry.outside_load() if session.telemetry is not None else []
     components = [c for m in session.meters for c in m.components]
     return Window(t0, t1 - t0, generations, produced, samples, timeline.errors, components,
-                  warmup, processes, served)  # fmt: skip
+                  warmup, processes, served, outside)  # fmt: skip
 
 
 def derive(
@@ -233,6 +236,7 @@ def derive(
         samples=w.samples,
         meters=session.meters,
         processes=w.processes,
+        outside_load=w.outside_load,
         own_pid=os.getpid(),
         warmup=w.warmup,
         tokens_out=[g.tokens_out for _, g in w.generations],

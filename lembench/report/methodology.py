@@ -5,39 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.contract import METHODS
+from harness.contract import registry
 from harness.contract.definitions import METRIC_DEFINITIONS
 from lembench.results.aggregate import MIN_CYCLES
 
-#: Energy methods (``energy.method`` / component ``method``) -> (measured or estimate, how).
-ENERGY_METHODS: dict[str, tuple[str, str]] = {
-    "nvml_counter": (
-        "measured",
-        "NVIDIA's cumulative energy counter (nvmlDeviceGetTotalEnergyConsumption, mJ, Volta and "
-        "newer): counter at window end minus counter at window start, per GPU, summed.",
-    ),
-    "nvml_power_poll": (
-        "measured",
-        "NVML power readings (nvmlDeviceGetPowerUsage) polled in a background thread and "
-        "integrated over the window (trapezoids); used where the GPU has no energy counter.",
-    ),
-    "rapl": (
-        "measured",
-        "Intel/AMD RAPL energy counters from /sys/class/powercap (package -> cpu, dram), with "
-        "counter wrap-around handled; deltas over the window.",
-    ),
-    "estimate_codecarbon": (
-        "estimate",
-        "codecarbon's model, not a measurement: CPU power = TDP x (0.1 + 0.9 x load^3) with a "
-        "default TDP where the CPU is unknown, RAM power = 5 W per (guessed) DIMM. Shown as an "
-        "estimate everywhere and never ranked against measurements.",
-    ),
-    "estimate_tdp": (
-        "estimate",
-        "Power modelled from the device's rated TDP and utilisation: an estimate, never ranked "
-        "against measurements.",
-    ),
-}
+
+def energy_methods() -> dict[str, tuple[str, str]]:
+    """Energy methods (``energy.method`` / component ``method``) -> (measured or estimate, how),
+    from the registered meters' descriptions (plugins included): one source of truth."""
+    return {m.name: (m.kind, m.how) for m in registry.energy_methods().values()}
+
 
 #: Measurement warning codes -> what they mean for the numbers.
 WARNING_CODES: dict[str, str] = {
@@ -50,6 +27,10 @@ WARNING_CODES: dict[str, str] = {
     "exact_output_violated": "The backend stopped before the requested number of output tokens.",
     "throttling": "The GPU reported thermal or power throttling during the window.",
     "other_gpu_processes": "Other processes used the GPU during the window.",
+    "other_gpu_load": (
+        "A GPU outside the experiment's set was busy during the window (not measured, but it "
+        "shares the host)."
+    ),
     "power_limit_changed": "The GPU power limit differed between the window's start and end.",
     "clocks_changed": "GPU application clocks differed between the window's start and end.",
     "warmup_not_converged": "Warmup hit its maximum runs before latencies settled.",
@@ -135,13 +116,7 @@ def metric_entries() -> list[dict[str, Any]]:
 
 
 def method_entries() -> list[dict[str, Any]]:
-    """Energy methods: the harness's list first, then any other known ones."""
-    names = list(dict.fromkeys([*METHODS, *ENERGY_METHODS]))
-    return [
-        {
-            "name": n,
-            "kind": ENERGY_METHODS.get(n, ("?", ""))[0],
-            "how": ENERGY_METHODS.get(n, ("", "See the harness meter of this name."))[1],
-        }
-        for n in names
-    ]
+    """Energy methods of the registered meters, measured ones first (then by name)."""
+    methods = energy_methods()
+    names = sorted(methods, key=lambda n: (methods[n][0] != "measured", n))
+    return [{"name": n, "kind": methods[n][0], "how": methods[n][1]} for n in names]

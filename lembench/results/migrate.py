@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 #: The result schema version this lembench reads and writes.
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 
 #: Metrics added by v2 (null in upgraded v1 results: v1 had no baseline, phases or peaks).
 V2_METRICS = (
@@ -98,8 +98,15 @@ def _v3_to_v4(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v4_to_v5(result: dict[str, Any]) -> dict[str, Any]:
+    # v5 names energy methods by pattern (the meters' descriptions) instead of a fixed list and
+    # adds the optional ane domain and per-device labels: every v4 method (nvml_counter,
+    # nvml_power_poll, rapl, estimate_codecarbon) is still one, so nothing else changes.
+    return {**result, "schema_version": 5}
+
+
 def upgrade(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` in the current schema version (4). The input is not modified: changed sections
+    """``result`` in the current schema version (5). The input is not modified: changed sections
     are copied, the rest shared. A current result is returned as is; a newer one raises
     ValueError ("... upgrade lembench")."""
     version = schema_version_of(result)
@@ -109,4 +116,6 @@ def upgrade(result: dict[str, Any]) -> dict[str, Any]:
         result = _v2_to_v3(result)
     if version <= 3:
         result = _v3_to_v4(result)
+    if version <= 4:
+        result = _v4_to_v5(result)
     return result

@@ -326,6 +326,7 @@ def test_window_warnings_in_code_order():
             samples=samples,
             meters=[FakeMeter("codecarbon", 1.0)],
             processes=[{"id": "0", "pid": 1}, {"id": "0", "pid": 2}],
+            outside_load=[{"id": "1", "util_gpu_pct": 80.0, "power_w": 250.0, "processes": 1}],
             own_pid=1,
             warmup=WarmupReport(runs=20, final_cv=0.5, converged=False, cv_threshold=0.1),
             tokens_out=[3, 2],
@@ -369,3 +370,16 @@ def test_window_warnings_without_energy_skips_no_baseline():
         )
     )
     assert [w["code"] for w in warnings] == ["no_energy"]
+
+
+def test_other_gpu_load_names_each_busy_gpu_outside_the_set():
+    assert checks.other_gpu_load([]) is None
+    w = checks.other_gpu_load(
+        [
+            {"id": "0", "util_gpu_pct": 93.0, "power_w": 412.4, "processes": 2},
+            {"id": "3", "util_gpu_pct": None, "power_w": None, "processes": 1},
+        ]
+    )
+    assert w is not None and w["code"] == "other_gpu_load"
+    assert "GPU 0 (93% busy, 412 W, 2 process(es))" in w["message"]
+    assert "GPU 3 (1 process(es))" in w["message"]

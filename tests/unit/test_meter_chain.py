@@ -11,19 +11,22 @@ import pytest
 from harness.contract.registry import UnknownNameError
 from harness.contract.schemas import iter_errors
 from harness.meters.base import EnergyComponent, MeterUnavailable
-from harness.meters.chain import combine, select_meters
+from harness.meters.chain import auto_order, combine, select_meters
 from harness.meters.nvml import NvmlMeter
 from harness.meters.rapl import RaplMeter
 from tests.fakes import fake_pynvml
+from tests.fakes.fake_amdsmi import FakeAmdGpu, FakeAmdsmi
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """No GPU (NVML library missing) and no powercap: what this development machine looks like."""
+    """No GPU (NVML library missing, amdsmi not installed) and no powercap: what this development
+    machine looks like."""
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     fake = FakePynvml(init_error=fake_pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setitem(sys.modules, "amdsmi", None)  # import amdsmi -> ImportError
     monkeypatch.setenv("LEMBENCH_POWERCAP_ROOT", str(tmp_path / "no-powercap"))
     return monkeypatch
 
@@ -57,11 +60,33 @@ def comp(meter: str, method: str, domain: str, energy: float, est: bool = False)
 
 
 # -- select_meters --------------------------------------------------------------------------------
+def test_auto_order_comes_from_the_descriptions() -> None:
+    # Measuring meters first, estimates last; each only where its description says it runs.
+    assert auto_order("linux") == ["amdsmi", "nvml", "rapl", "codecarbon"]
+    assert auto_order("darwin") == ["apple", "codecarbon"]
+    assert auto_order("win32") == ["nvml", "codecarbon"]
+
+
+def test_auto_on_an_amd_machine_uses_amdsmi_for_the_experiments_gpu(env) -> None:
+    pytest.importorskip("codecarbon")
+    fake = FakeAmdsmi([FakeAmdGpu(energy_count=0), FakeAmdGpu(energy_count=0)])
+    env.setitem(sys.modules, "amdsmi", fake)
+    env.setenv("HIP_VISIBLE_DEVICES", "1")
+    meters, skipped = select_meters({"meters": ["auto"]}, {"device": "cuda:0"})
+    assert [m.name for m in meters] == ["amdsmi", "codecarbon"]
+    amd = meters[0]
+    assert [d["uuid"] for d in amd.describe()["devices"]] == [fake.gpus[1].uuid]
+    assert skipped["nvml"] == "not needed: amdsmi measures gpu"
+    close(meters)
+    assert fake.initialised == 0
+
+
 def test_auto_without_gpu_or_rapl_uses_the_codecarbon_estimate(env) -> None:
     pytest.importorskip("codecarbon")
     meters, skipped = select_meters({"meters": ["auto"]})
     assert [m.name for m in meters] == ["codecarbon"]
-    assert set(skipped) == {"nvml", "rapl"}
+    assert set(skipped) == {"amdsmi", "nvml", "rapl"}
+    assert skipped["amdsmi"] == "amdsmi is not installed (pip install amdsmi)"
     assert skipped["nvml"] == "NVML init failed: NVML Shared Library Not Found"
     assert "absent" in skipped["rapl"]
     close(meters)
@@ -76,7 +101,7 @@ def test_auto_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEMBENCH_POWERCAP_ROOT", raising=False)
     meters, skipped = select_meters({})  # meters defaults to ["auto"]
     assert [m.name for m in meters] == ["codecarbon"]
-    assert set(skipped) == {"nvml", "rapl"}
+    assert {"nvml", "rapl"} <= set(skipped)
     close(meters)
 
 
@@ -85,7 +110,8 @@ def test_auto_with_gpu_and_rapl_measures_and_skips_codecarbon(env, tmp_path: Pat
     root = with_rapl(env, tmp_path / "powercap")
     meters, skipped = select_meters({"meters": ["auto"]})
     assert [type(m) for m in meters] == [NvmlMeter, RaplMeter]
-    assert list(skipped) == ["codecarbon"] and "not needed" in skipped["codecarbon"]
+    assert list(skipped) == ["amdsmi", "codecarbon"]
+    assert skipped["codecarbon"] == "not needed: rapl measures cpu/dram"
     for m in meters:
         m.start()
     fake.gpus[0].energy_mj += 100_000

@@ -36,7 +36,7 @@ def test_upgraded_v1_validates_against_the_current_schema(path: Path) -> None:
 
 def test_ok_v1_gains_every_v2_field_as_null() -> None:
     v2 = upgrade(load("result-v1-ok-synthetic.json"))
-    assert v2["schema_version"] == 4  # through v2, v3 (decoding, traffic null), v4 (quality)
+    assert v2["schema_version"] == 5  # through v2, v3 (decoding, traffic null), v4 (quality), v5
     assert v2["decoding"] is None and v2["traffic"] is None and v2["quality"] is None
     assert v2["timeline"] is None
     assert {k: v2["metrics"][k] for k in V2_METRICS} == dict.fromkeys(V2_METRICS)
@@ -54,7 +54,7 @@ def test_ok_v1_gains_every_v2_field_as_null() -> None:
 
 def test_failed_v1_gains_only_what_applies() -> None:
     v2 = upgrade(load("result-v1-failed-humaneval.json"))
-    assert v2["schema_version"] == 4 and v2["timeline"] is None
+    assert v2["schema_version"] == 5 and v2["timeline"] is None
     assert "metrics" not in v2 and "energy" not in v2 and "flops" not in v2
     assert v2["error"]["reason"] == "model_load_error"
 
@@ -72,11 +72,11 @@ def test_v2_is_returned_unchanged_and_upgrade_is_idempotent() -> None:
 
 
 def test_newer_versions_ask_for_a_newer_lembench() -> None:
-    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 5}
+    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 6}
     with pytest.raises(ValueError) as e:
         upgrade(future)
     assert str(e.value) == (
-        "result schema_version 5 is newer than this lembench (max 4); upgrade lembench"
+        "result schema_version 6 is newer than this lembench (max 5); upgrade lembench"
     )
 
 
@@ -98,7 +98,7 @@ def test_store_yields_upgraded_results(tmp_path: Path) -> None:
         _put(tmp_path, json.loads(path.read_text()))
     runs = list(ResultStore(tmp_path).iter_runs())
     assert len(runs) == len(V1_FILES)
-    assert all(r.result["schema_version"] == 4 and "timeline" in r.result for r in runs)
+    assert all(r.result["schema_version"] == 5 and "timeline" in r.result for r in runs)
     # The stored files themselves are never rewritten.
     assert all(
         json.loads((r.path / "result.json").read_text())["schema_version"] == 1 for r in runs

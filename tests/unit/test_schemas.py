@@ -39,7 +39,7 @@ def test_ok_and_failed_results_validate() -> None:
     [
         (lambda r: r.pop("metrics"), "metrics"),
         (lambda r: r["metrics"].update(tokens_out=-1), "metrics.tokens_out"),
-        (lambda r: r["energy"]["components"][0].update(method="guess"), "method"),
+        (lambda r: r["energy"]["components"][0].update(method="Bad method"), "method"),
         (lambda r: r.update(schema_version=1), "schema_version"),
         (lambda r: r["config"].update(batch_size=0), "config.batch_size"),
         (lambda r: r.update(unexpected=1), "unexpected"),

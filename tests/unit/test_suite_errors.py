@@ -111,7 +111,7 @@ CASES = [
     pytest.param(
         OK + "measurement: {meters: [nvm]}\n",
         "s.yaml: measurement.meters[0]: unknown meter 'nvm'; did you mean 'nvml'? "
-        "(allowed: codecarbon, nvml, rapl)",
+        "(allowed: amdsmi, apple, codecarbon, nvml, rapl)",
         id="meter name",
     ),
     pytest.param(
@@ -291,7 +291,7 @@ CASES = [
     pytest.param(
         exp("backend: pytorh"),
         "s.yaml: experiment.backend: unknown backend 'pytorh'; did you mean 'pytorch'? (allowed: "
-        "llamacpp, openai, pytorch, tensorrt-llm, vllm)",
+        "llamacpp, openai, pytorch, sglang, tensorrt-llm, vllm)",
         id="unknown backend",
     ),
     pytest.param(
