@@ -20,7 +20,7 @@ from harness.backends.base import (
     BackendUnavailable,
     ModelLoadError,
 )
-from harness.contract import registry
+from harness.contract import lifeline, registry
 from harness.contract.exitcodes import ExitCode
 from harness.contract.groups import load_group_id
 from harness.contract.io import (
@@ -75,6 +75,7 @@ def run(request_path: Path) -> int:
     """Run the request at ``request_path``; results go to ``<its folder>/results/``. Returns the
     process exit code (an ``ExitCode``)."""
     io_dir = request_path.parent
+    lifeline.start(io_dir)  # die with the controller: nobody would store what we measure
     events = EventLog(io_dir)
     try:
         request, request_sha = read_request(request_path)

@@ -172,9 +172,7 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # standalone_mode=False turns Ctrl-C into click's Abort: both say what was kept.
         err.print("interrupted; runs stored so far are kept (use --resume to continue)")
         sys.exit(EXIT_INTERRUPTED)

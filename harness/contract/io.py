@@ -2,7 +2,8 @@
 
 ``request.json`` (in), ``results/<experiment_id>.json`` (out, one per experiment),
 ``timelines/<experiment_id>.jsonl`` (the power/telemetry samples of its window), ``events.jsonl``
-(progress, appended as the harness goes) and ``fatal.json`` (why the whole process gave up).
+(progress, appended as the harness goes), ``fatal.json`` (why the whole process gave up) and
+``controller.alive`` (the controller's heartbeat, in).
 stdout/stderr are logs only, never data.
 """
 
@@ -22,6 +23,9 @@ RESULTS_DIR = "results"
 EVENTS_FILE = "events.jsonl"
 FATAL_FILE = "fatal.json"
 TIMELINES_DIR = "timelines"
+#: Touched by the controller about once a second while it waits for the harness; the harness ends
+#: itself when it goes stale (harness.contract.lifeline).
+HEARTBEAT_FILE = "controller.alive"
 
 
 class RequestError(ValueError):

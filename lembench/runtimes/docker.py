@@ -49,6 +49,7 @@ from lembench.runtimes.base import (
     LaunchOutcome,
     Runtime,
     harness_environment,
+    lifeline_environment,
     requested_secrets,
 )
 from lembench.runtimes.engine import (
@@ -160,6 +161,8 @@ def container_spec(
         for k, v in harness_environment(dict(environ), requested_secrets(io_dir)).items()
         if k not in HOST_ONLY_ENV
     }
+    # No pid of ours is visible in the container: the heartbeat in the io folder is the lifeline.
+    env.update(lifeline_environment())
     volumes: dict[str, dict[str, str]] = {}
     _add(volumes, io_dir, "rw")
     cache = lembench_cache_dir(environ)
