@@ -71,13 +71,20 @@ class SiteSummary:
     index_pages: int
     files: int
     seconds: float
+    skipped: int = 0  # result files skipped as unusable
 
     def line(self) -> str:
+        skipped = (
+            f"; {self.skipped} result file{'s' * (self.skipped != 1)} skipped as unusable "
+            "(`lembench results check` lists them)"
+            if self.skipped
+            else ""
+        )
         return (
             f"site written to {self.out}: {self.experiments} experiments from {self.runs} runs "
             f"({self.measured} measured, {self.estimated} estimated, {self.unranked} without "
             f"energy), {self.index_pages} leaderboard page{'s' * (self.index_pages != 1)}, "
-            f"{self.files} files in {self.seconds:.1f} s; open {self.out / 'index.html'}"
+            f"{self.files} files in {self.seconds:.1f} s; open {self.out / 'index.html'}" + skipped
         )
 
 
@@ -137,6 +144,7 @@ def build_site(
         out=out,
         experiments=len(rows),
         runs=collected.n_runs,
+        skipped=len(collected.skipped),
         measured=classes.count("measured"),
         estimated=classes.count("estimate"),
         unranked=classes.count("none"),
