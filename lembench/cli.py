@@ -6,6 +6,7 @@ but some experiments failed (each failure is stored with its reason); 130 interr
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from lembench.report.commands import export_command, report_command
 from lembench.reproduce.commands import reproduce_command
 
 EXIT_INTERRUPTED = 130
+#: As a shell reports a process killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 out = console()
 err = console(stderr=True)
@@ -204,6 +207,11 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    except BrokenPipeError:
+        # `lembench results export | head`: the reader went away; nothing more to say. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         # standalone_mode=False turns Ctrl-C into click's Abort: both say what was kept.
         err.print("interrupted; runs stored so far are kept (use --resume to continue)")

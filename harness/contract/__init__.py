@@ -24,6 +24,8 @@ _DOOR: dict[str, str] = {
     "check_nvml": "harness.hardware.selftest:check_nvml",
     "check_rapl": "harness.hardware.selftest:check_rapl",
     "METHODS": "harness.meters.base:METHODS",
+    "WorkloadError": "harness.workloads:WorkloadError",
+    "read_jsonl_prompts": "harness.workloads.jsonl:read_texts",
 }
 
 __all__ = sorted(_DOOR)

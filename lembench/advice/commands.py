@@ -7,6 +7,7 @@ Bad input raises ``lembench.errors.UserError`` (one line, exit code 2 through
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -31,13 +32,14 @@ class _Number(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, int | float):
-            return float(value)
+        flag = param.opts[0] if param is not None else "value"
         try:
-            return float(str(value).strip())
+            number = float(value if isinstance(value, int | float) else str(value).strip())
         except ValueError:
-            flag = param.opts[0] if param is not None else "value"
             raise UserError(f"{flag}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # inf/nan would make every projection inf/nan
+            raise UserError(f"{flag}: expected a finite number, got {value!r}")
+        return number
 
 
 NUMBER = _Number()
