@@ -20,7 +20,7 @@ from harness.backends.base import (
     BackendUnavailable,
     ModelLoadError,
 )
-from harness.contract import lifeline, registry
+from harness.contract import lifeline, redact, registry
 from harness.contract.exitcodes import ExitCode
 from harness.contract.groups import load_group_id
 from harness.contract.io import (
@@ -83,6 +83,9 @@ def run(request_path: Path) -> int:
         log.error("%s", e)
         write_fatal(io_dir, "config_error", str(e))
         return ExitCode.CONFIG_ERROR
+    # From here on, no configured secret (API key, token, URL credentials) is written or logged,
+    # whatever a server echoes back.
+    redact.install(redact.for_environment(request))
     try:
         return _run_group(request, request_sha, io_dir, events)
     except _Fatal as e:

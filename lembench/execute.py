@@ -28,6 +28,7 @@ from harness.contract.io import (
     now_iso,
     write_json_atomic,
 )
+from harness.contract.redact import Redactor
 from harness.contract.results import failed_result
 from harness.contract.schemas import error_path, first_error, schema_version
 from lembench import __version__
@@ -146,6 +147,7 @@ def _failure_reason(
 
 def _ingest(
     store: ResultStore,
+    redactor: Redactor,
     request: dict[str, Any],
     request_sha: str,
     exp: dict[str, Any],
@@ -174,7 +176,8 @@ def _ingest(
             timeline = io_dir / TIMELINES_DIR / f"{exp['experiment_id']}.jsonl"
             files = {TIMELINE_FILE: timeline} if timeline.is_file() else None
             try:
-                return StoredRun(store.store(result, log=log, files=files), result)
+                run_dir = store.store(result, log=log, files=files, redactor=redactor)
+                return StoredRun(run_dir, redactor.document(result))
             except ValueError as e:
                 problem = str(e)
         result = failed_result(
@@ -186,7 +189,8 @@ def _ingest(
         result = failed_result(
             request, exp, request_sha, started_at, now_iso(), reason, message, code
         )
-    return StoredRun(store.store(result, log=log, raw=raw), result)
+    run_dir = store.store(result, log=log, raw=raw, redactor=redactor)
+    return StoredRun(run_dir, redactor.document(result))
 
 
 class StoreWriteError(UserError):
@@ -241,7 +245,7 @@ def run_launches(
                 lifeline.beat()
                 for event in tail.read_new():
                     if on_event is not None:
-                        on_event(launch, event)
+                        on_event(launch, ingest.redactor.document(event))
                 ingest.finished()
 
             lifeline.beat()
@@ -294,12 +298,15 @@ class _Ingester:
         self.report, self.on_stored = report, on_stored
         self.log = io_dir / LOG_FILE
         self.pending = {e["experiment_id"]: e for e in request["experiments"]}
+        #: The launch's secrets, masked in everything stored (and in progress shown).
+        self.redactor = Redactor.for_request(request, os.environ)
 
     def one(self, exp: dict[str, Any], reason: tuple[str, str], code: int | None) -> None:
         """Store ``exp``'s result (or failure record); StoreWriteError when the store fails."""
         try:
             run = _ingest(
                 self.store,
+                self.redactor,
                 self.request,
                 self.request_sha,
                 exp,

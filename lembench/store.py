@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contract.io import now_iso, write_json_atomic
+from harness.contract.redact import Redactor
 from harness.contract.results import validation_problem
 from lembench import __version__
 
@@ -25,6 +26,8 @@ LOG_FILE = "harness.log"
 RAW_FILE = "raw_result.json"
 TIMELINE_FILE = "timeline.jsonl"
 WORK_DIR = ".work"
+#: Masks what needs no configured secret to recognise: credentials inside URLs.
+_PUBLIC = Redactor()
 
 
 class StoreError(RuntimeError):
@@ -92,13 +95,17 @@ class ResultStore:
         log: Path | None = None,
         raw: bytes | None = None,
         files: dict[str, Path] | None = None,
+        redactor: Redactor | None = None,
     ) -> Path:
         """Validate ``result`` and store it with its log and ``files`` (stored name -> source, e.g.
-        the power timeline); returns the run folder.
+        the power timeline); returns the run folder. ``redactor`` masks the launch's secrets in the
+        result, the log and the raw bytes (URL credentials are masked always).
 
         The result is stamped with ``provenance.stored_by``. An invalid result raises ValueError:
         the caller stores a failure record instead (and keeps the raw bytes via ``raw``).
         """
+        redactor = redactor or Redactor()
+        result = redactor.document(result)
         problem = validation_problem(result)
         if problem is not None:
             raise ValueError(f"result does not validate against result.schema.json: {problem}")
@@ -118,9 +125,9 @@ class ResultStore:
         try:
             write_json_atomic(stage / RESULT_FILE, result)
             if log is not None and log.exists():
-                shutil.copyfile(log, stage / LOG_FILE)
+                (stage / LOG_FILE).write_bytes(redactor.bytes(log.read_bytes()))
             if raw is not None:
-                (stage / RAW_FILE).write_bytes(raw)
+                (stage / RAW_FILE).write_bytes(redactor.bytes(raw))
             for name, source in (files or {}).items():
                 shutil.copyfile(source, stage / name)
             fsync_dir(stage)
@@ -170,7 +177,8 @@ class ResultStore:
                 if problem is not None:
                     self._skip(path, f"invalid against result.schema.json: {problem}")
                     continue
-                yield StoredRun(path.parent, result)
+                # Runs stored before URL credentials were masked: none reach a reader's output.
+                yield StoredRun(path.parent, _PUBLIC.document(result))
 
     def _skip(self, path: Path, why: str) -> None:
         self.skipped[path] = SkippedFile(path, why)

@@ -43,6 +43,7 @@ from lembench.report.pages import (
     pareto_points,
     row_html,
 )
+from lembench.report.paths import publish_experiments
 from lembench.report.quality import accuracy_charts, visible_columns
 from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
@@ -122,6 +123,7 @@ def build_site(
     if collected is None:
         collected = collect(Path(results_dir), suite, allow_mixed)
     check_target(out, force)  # refuse before rendering anything
+    publish_experiments(collected.experiments)  # no absolute local path on a page
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:

@@ -177,12 +177,14 @@ def test_disk_full_keeps_the_harness_output_and_resume_stores_it(
     """Before: an ENOSPC while storing was a traceback, and cleanup removed the finished results."""
     suite = load_suite(_suite(tmp_path))
     store = ResultStore(tmp_path / "r")
-    real_copy = shutil.copyfile
+    real_write = Path.write_bytes
 
-    def full(src, dst, *a, **k):  # the disk fills up while the store copies the harness log
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full(self: Path, data: bytes) -> int:  # the disk fills up as the store copies the log
+        if self.name == "harness.log":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
 
-    monkeypatch.setattr(shutil, "copyfile", full)
+    monkeypatch.setattr(Path, "write_bytes", full)
     with pytest.raises(StoreWriteError, match=r"No space left.*kept in") as e:
         run_launches(suite, plan(suite), store, ScriptedRuntime("results 2"), new_invocation_id())
     assert e.value.exit_code == 1
@@ -192,7 +194,7 @@ def test_disk_full_keeps_the_harness_output_and_resume_stores_it(
     assert kept and str(kept[0].parents[1]) in str(e.value)
     assert _stored(tmp_path) == []
 
-    monkeypatch.setattr(shutil, "copyfile", real_copy)  # space freed: the next run stores them
+    monkeypatch.setattr(Path, "write_bytes", real_write)  # space freed: the next run stores them
     recovery = recover(store, "safety")
     assert len(recovery.stored) == len(kept)
     assert f"recovered {len(kept)} finished run" in (recovery.summary() or "")
