@@ -41,6 +41,7 @@ from lembench.suite.messages import explain, format_path, pick, show, type_word
 SETTINGS = (
     "runtime",
     "image",
+    "network",
     "gpus",
     "cycles",
     "order",
@@ -92,6 +93,13 @@ def load_suite(path: str | Path) -> Suite:
         parts, message = explain(error)
         raise UserError(message, file=display, key=format_path(parts))
 
+    if "network" in doc and doc["schema_version"] < 4:
+        raise UserError(
+            f"needs schema_version: 4 (this suite says {doc['schema_version']}); "
+            "set schema_version: 4",
+            file=display,
+            key="network",
+        )
     filled = fill_defaults(doc, "")
     _check_meters(filled["measurement"]["meters"], display)
     settings = {key: filled[key] for key in SETTINGS}

@@ -44,6 +44,7 @@ def test_settings_defaults_filled(tmp_path: Path) -> None:
     assert suite.settings == {
         "runtime": "auto",
         "image": None,
+        "network": "none",
         "gpus": "all",
         "cycles": 1,
         "order": "interleaved",
