@@ -124,3 +124,16 @@ def test_a_launch_needing_a_network_it_was_not_given_fails_in_one_line(
     (io_dir / "fatal.json").unlink()
     runtime.launch(io_dir, 30)
     assert engine.containers[0].kwargs["network_mode"] == "host"
+
+
+def test_network_is_a_suite_setting_of_schema_version_4(tmp_path: Path) -> None:
+    from lembench.errors import UserError
+    from lembench.suite import load_suite
+
+    body = "name: t\nnetwork: host\nexperiment:\n  backend: pytorch\n  model: smollm2-135m\n"
+    (tmp_path / "s.yaml").write_text("schema_version: 4\n" + body)
+    assert load_suite(tmp_path / "s.yaml").settings["network"] == "host"
+    (tmp_path / "s.yaml").write_text("schema_version: 3\n" + body)
+    with pytest.raises(UserError, match="needs schema_version: 4") as e:
+        load_suite(tmp_path / "s.yaml")
+    assert e.value.key == "network"
