@@ -6,8 +6,10 @@ meanwhile would measure alongside it (each run loading the machine for the other
 watches its controller from a daemon thread and, once it is gone, kills its own process group
 (itself and whatever it started, e.g. an inference server) at once:
 
-- ``LEMBENCH_CONTROLLER_PID``: the controller is our parent (the local runtime). When our parent
-  changes (we were re-parented to init or a subreaper), it died.
+- ``LEMBENCH_CONTROLLER_PID``: the controller started us (the local runtime). When our parent
+  process changes (we were re-parented to init or a subreaper), it died; a wrapper between us
+  (a shell) is our parent then, and the heartbeat covers the controller. A controller already
+  gone when we start is gone.
 - ``LEMBENCH_LIFELINE_S``: the controller touches ``controller.alive`` in the io folder about once
   a second while it waits (any runtime: a container sees the io folder, not the controller's
   pid). A heartbeat older than this many seconds means it is gone.
@@ -79,9 +81,18 @@ def start(
     """Watch the controller from a daemon thread (see the module doc); returns the thread, or
     None when the environment asks for no watching. ``on_gone`` ends the process (tests pass
     their own)."""
-    parent, stale = _settings(dict(os.environ if environ is None else environ))
-    if parent is None and stale is None:
+    controller, stale = _settings(dict(os.environ if environ is None else environ))
+    if controller is None and stale is None:
         return None
+    parent = None
+    if controller is not None:
+        parent = os.getppid()  # the process that started us, whoever it is
+        try:
+            os.kill(controller, 0)
+        except ProcessLookupError:
+            parent = -1  # it died before we got here: never our parent again
+        except PermissionError:
+            pass
 
     def watch() -> None:
         while True:
