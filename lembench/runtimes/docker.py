@@ -99,6 +99,9 @@ HOST_ONLY_ENV = frozenset(
         "LEMBENCH_POWERCAP_ROOT",
     }
 )
+#: Where lembench's cache parts and the Hugging Face hub cache are mounted inside.
+CACHE_IN_CONTAINER = "/lembench/cache"
+HUB_IN_CONTAINER = "/lembench/hf-hub"
 #: Variables naming a CA bundle file: passed (and the file mounted) when the file exists.
 CA_FILE_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -177,15 +180,18 @@ def container_spec(
     env.update(lifeline_environment())
     volumes: dict[str, dict[str, str]] = {}
     _add(volumes, io_dir, "rw")
+    # Caches are found through variables only, so they are mounted at fixed places inside: a
+    # cache in a home folder (/root/.cache) would sit under a folder the unprivileged container
+    # user cannot traverse in the image (/root is 0700 there).
     cache = lembench_cache_dir(environ)
     for part, mode in cache_mounts(request, cache.resolve()).items():
         part.mkdir(parents=True, exist_ok=True)  # a bind mount's source must exist (podman)
-        _add(volumes, part, mode)
-    env["LEMBENCH_CACHE_DIR"] = str(cache.resolve())
+        volumes[str(part)] = {"bind": f"{CACHE_IN_CONTAINER}/{part.name}", "mode": mode}
+    env["LEMBENCH_CACHE_DIR"] = CACHE_IN_CONTAINER
     hub = hf_hub_cache(environ)
     if hub.is_dir():
-        _add(volumes, hub.resolve(), "ro")
-        env["HF_HUB_CACHE"] = str(hub.resolve())
+        volumes[str(hub.resolve())] = {"bind": HUB_IN_CONTAINER, "mode": "ro"}
+        env["HF_HUB_CACHE"] = HUB_IN_CONTAINER
     powercap = environ.get("LEMBENCH_POWERCAP_ROOT")
     if powercap and Path(powercap).is_dir():
         _add(volumes, Path(powercap).resolve(), "ro")

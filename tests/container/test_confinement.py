@@ -96,7 +96,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory, client) -> dict[str, Any]:
     }
     (io_dir / "request.json").write_text(json.dumps(request))
     environ = {**os.environ, "LEMBENCH_CACHE_DIR": str(cache)}
-    parts = [str(cache / "gguf"), str(cache / "baselines")]
+    parts = ["/lembench/cache/gguf", "/lembench/cache/baselines"]  # where they are inside
     fake = _ProbeClient(client, parts)
     runtime = DockerRuntime({"gpus": "none"}, client=fake, environ=environ, host_gpu=False)
     outcome = runtime.launch(io_dir, 120)
@@ -141,6 +141,6 @@ def test_only_the_named_files_are_mounted(probe) -> None:
     assert not [m for m in mounts if m.startswith(paths["home"] + "/.ssh")]
     assert paths["cache"] not in mounts  # only its parts: converted models, baselines
     assert probe["cache_writable"] == {
-        str(Path(paths["cache"]) / "gguf"): True,  # pytorch converts GGUF
-        str(Path(paths["cache"]) / "baselines"): True,
+        "/lembench/cache/gguf": True,  # pytorch converts GGUF
+        "/lembench/cache/baselines": True,
     }

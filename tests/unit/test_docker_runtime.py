@@ -103,14 +103,15 @@ def test_spec_mounts_environment_and_user(engine, environ, tmp_path: Path) -> No
     assert vols[str(io_dir)] == {"bind": str(io_dir), "mode": "rw"}  # same path inside
     assert vols[str(model_dir)] == {"bind": str(model_dir), "mode": "ro"}
     hub = Path(environ["HOME"]) / ".cache" / "huggingface" / "hub"
-    assert vols[str(hub)]["mode"] == "ro"
+    assert vols[str(hub)] == {"bind": "/lembench/hf-hub", "mode": "ro"}  # found by variable
     cache = tmp_path / "lbcache"
     # Only the cache parts this request writes (idle baselines are not cached here), and never
     # the suite's folder (base_dir).
     assert not [v for v in vols if v.startswith(str(cache))]
     assert str(io_dir.parent.resolve()) not in vols
     env = spec["environment"]
-    assert env["HF_HUB_CACHE"] == str(hub) and env["LEMBENCH_CACHE_DIR"] == str(cache)
+    assert env["HF_HUB_CACHE"] == "/lembench/hf-hub"
+    assert env["LEMBENCH_CACHE_DIR"] == "/lembench/cache"
     assert env["LEMBENCH_IMAGE_DIGEST"] == "sha256:dd"
     assert env["HF_TOKEN"] == "hf_secret_value"  # passed by name to the engine, at run time
     assert env["HOME"] == "/home/lembench" and env["OMP_NUM_THREADS"] == "2"
