@@ -155,7 +155,7 @@ def test_model_alias_resolves(tmp_path: Path) -> None:
 
 
 def test_model_relative_path_resolves_against_suite_folder(tmp_path: Path) -> None:
-    write(tmp_path, "suites/models/tiny.gguf", "GGUF, the magic of a real one (the rest is not checked here)")
+    write(tmp_path, "suites/models/tiny.gguf", "GGUF magic, the rest is not checked")
     path = write(tmp_path, "suites/s.yaml", MINIMAL.replace("smollm2-135m", "models/tiny.gguf"))
     suite = load_suite(path)
     resolved = next(iter(suite.models.values()))
