@@ -81,7 +81,7 @@ CASES = [
     pytest.param(
         exp("traffic: {pattern: poisson, qps: 2}"),
         "s.yaml: experiment.traffic: the pytorch backend does not serve traffic (backends that do:"
-        " openai, tensorrt-llm, vllm)",
+        " openai, sglang, tensorrt-llm, vllm)",
         id="traffic on a static backend",
     ),
     pytest.param(
@@ -126,7 +126,7 @@ CASES = [
     pytest.param(
         exp("backend: llamacpp, weights: dummy"),
         "s.yaml: experiment.weights: the llamacpp backend cannot build dummy weights (backends "
-        "that can: pytorch, tensorrt-llm, vllm)",
+        "that can: pytorch, sglang, tensorrt-llm, vllm)",
         id="dummy on llamacpp",
     ),
     pytest.param(
