@@ -20,7 +20,7 @@ from harness.backends.base import (
     BackendUnavailable,
     ModelLoadError,
 )
-from harness.contract import registry
+from harness.contract import lifeline, redact, registry
 from harness.contract.exitcodes import ExitCode
 from harness.contract.groups import load_group_id
 from harness.contract.io import (
@@ -81,6 +81,7 @@ def run(request_path: Path) -> int:
     """Run the request at ``request_path``; results go to ``<its folder>/results/``. Returns the
     process exit code (an ``ExitCode``)."""
     io_dir = request_path.parent
+    lifeline.start(io_dir)  # die with the controller: nobody would store what we measure
     events = EventLog(io_dir)
     try:
         request, request_sha = read_request(request_path)
@@ -88,6 +89,9 @@ def run(request_path: Path) -> int:
         log.error("%s", e)
         write_fatal(io_dir, "config_error", str(e))
         return ExitCode.CONFIG_ERROR
+    # From here on, no configured secret (API key, token, URL credentials) is written or logged,
+    # whatever a server echoes back.
+    redact.install(redact.for_environment(request))
     try:
         return _run_group(request, request_sha, io_dir, events)
     except _Fatal as e:

@@ -6,6 +6,7 @@ but some experiments failed (each failure is stored with its reason); 130 interr
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from lembench.report.commands import export_command, report_command
 from lembench.reproduce.commands import reproduce_command
 
 EXIT_INTERRUPTED = 130
+#: As a shell reports a process killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 out = console()
 err = console(stderr=True)
@@ -86,11 +89,37 @@ def results_list(results_dir: Path, suite: str | None) -> None:
     from lembench.results.aggregate import runs_frame
     from lembench.store import ResultStore
 
-    frame = runs_frame(ResultStore(results_dir).iter_runs(suite))
+    store = ResultStore(results_dir)
+    frame = runs_frame(store.iter_runs(suite))
+    note = store.skipped_note()
     if frame.is_empty():
-        out.print(f"no runs stored under {results_dir}" + (f" for suite {suite}" if suite else ""))
+        out.print(
+            f"no runs stored under {results_dir}"
+            + (f" for suite {suite}" if suite else "")
+            + (f"; {note}" if note else ""),
+            soft_wrap=True,
+        )
         return
     out.print(runs_table(frame))
+    out.print(f"{frame.height} runs" + (f"; {note}" if note else ""), soft_wrap=True)
+
+
+@results.command("check")
+@results_dir_option
+@click.option("--suite", help="Only runs of this suite.")
+def results_check(results_dir: Path, suite: str | None) -> None:
+    """List every stored result file that readers skip (truncated, malformed, invalid against
+    the result schema) and why; exit 1 when there is one."""
+    from lembench.store import ResultStore
+
+    store = ResultStore(results_dir)
+    usable = sum(1 for _ in store.iter_runs(suite))
+    for skipped in store.skipped.values():
+        out.print(f"{escape(str(skipped.path))}: {escape(skipped.why)}", soft_wrap=True)
+    n = len(store.skipped)
+    out.print(f"{usable} usable runs, {n} unusable result file{'s' * (n != 1)} under {results_dir}")
+    if n:
+        raise SystemExit(1)
 
 
 @results.command("show")
@@ -112,7 +141,13 @@ def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool
     from lembench.results.aggregate import runs_frame, summarise
     from lembench.store import ResultStore
 
-    runs = ResultStore(results_dir).find(ident)
+    if not ident.strip():
+        raise UserError("an empty ID matches nothing; pass a run id or an experiment id (prefix)")
+    store = ResultStore(results_dir)
+    runs = store.find(ident)
+    note = store.skipped_note()
+    if note:
+        err.print(note, soft_wrap=True)
     if not runs:
         raise UserError(f"no stored run or experiment matches {ident!r} under {results_dir}")
     if as_json:
@@ -172,9 +207,12 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
+    except BrokenPipeError:
+        # `lembench results export | head`: the reader went away; nothing more to say. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # standalone_mode=False turns Ctrl-C into click's Abort: both say what was kept.
         err.print("interrupted; runs stored so far are kept (use --resume to continue)")
         sys.exit(EXIT_INTERRUPTED)

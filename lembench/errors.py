@@ -14,6 +14,12 @@ class UserError(Exception):
         self, message: str, file: str | Path | None = None, key: str | None = None
     ) -> None:
         parts = [str(p) for p in (file, key) if p]
-        super().__init__(": ".join([*parts, message]))
+        super().__init__(_one_line(": ".join([*parts, message])))
         self.file = str(file) if file else None
         self.key = key
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks that came in with user values (a YAML key, a file name)
+    are shown escaped, as Python would write them."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")

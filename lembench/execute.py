@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -21,17 +22,22 @@ from harness.contract.exitcodes import classify_exit
 from harness.contract.io import (
     EVENTS_FILE,
     FATAL_FILE,
+    HEARTBEAT_FILE,
     RESULTS_DIR,
     TIMELINES_DIR,
     now_iso,
     write_json_atomic,
 )
+from harness.contract.redact import Redactor
 from harness.contract.results import failed_result
 from harness.contract.schemas import error_path, first_error, schema_version
 from lembench import __version__
+from lembench.errors import UserError
 from lembench.plan import Launch
 from lembench.runtimes import Runtime
+from lembench.runtimes.base import LOG_FILE
 from lembench.store import TIMELINE_FILE, ResultStore, StoredRun
+from lembench.store_recovery import OWNER_FILE
 from lembench.suite import Suite
 
 
@@ -141,6 +147,7 @@ def _failure_reason(
 
 def _ingest(
     store: ResultStore,
+    redactor: Redactor,
     request: dict[str, Any],
     request_sha: str,
     exp: dict[str, Any],
@@ -169,7 +176,8 @@ def _ingest(
             timeline = io_dir / TIMELINES_DIR / f"{exp['experiment_id']}.jsonl"
             files = {TIMELINE_FILE: timeline} if timeline.is_file() else None
             try:
-                return StoredRun(store.store(result, log=log, files=files), result)
+                run_dir = store.store(result, log=log, files=files, redactor=redactor)
+                return StoredRun(run_dir, redactor.document(result))
             except ValueError as e:
                 problem = str(e)
         result = failed_result(
@@ -181,7 +189,15 @@ def _ingest(
         result = failed_result(
             request, exp, request_sha, started_at, now_iso(), reason, message, code
         )
-    return StoredRun(store.store(result, log=log, raw=raw), result)
+    run_dir = store.store(result, log=log, raw=raw, redactor=redactor)
+    return StoredRun(run_dir, redactor.document(result))
+
+
+class StoreWriteError(UserError):
+    """Storing a finished result failed (disk full, folder gone): the harness's output is kept
+    in its io folder for the next run (recovery, see lembench.store_recovery) to store."""
+
+    exit_code = 1
 
 
 def run_launches(
@@ -193,12 +209,19 @@ def run_launches(
     on_event: Callable[[Launch, dict[str, Any]], None] | None = None,
     on_stored: Callable[[StoredRun], None] | None = None,
 ) -> RunReport:
-    """Run ``launches`` in order, storing every experiment's run. ``on_event`` receives harness
-    progress events as they appear; ``on_stored`` each stored run."""
+    """Run ``launches`` in order, storing every experiment's run as soon as the harness has
+    written its result (so an interrupted run keeps every finished measurement). ``on_event``
+    receives harness progress events as they appear; ``on_stored`` each stored run.
+
+    A store that fails (disk full) raises StoreWriteError and leaves the io folder in place;
+    the next run of the suite stores what it holds."""
     report = RunReport(invocation_id)
     controller = controller_provenance(suite, runtime.name)
     work = store.work_dir(invocation_id)
     timeout_s = float(suite.settings["timeout_s"])
+    keep: Path | None = None  # an io folder whose results could not be stored
+    work.mkdir(parents=True)
+    write_json_atomic(work / OWNER_FILE, {"suite": suite.name, "controller": controller})
     try:
         for n, launch in enumerate(launches):
             if n and suite.settings["gap_s"]:
@@ -210,37 +233,106 @@ def run_launches(
             request_sha = hashlib.sha256((io_dir / "request.json").read_bytes()).hexdigest()
             started_at = now_iso()
             tail = _EventTail(io_dir / EVENTS_FILE)
+            lifeline = Heartbeat(io_dir)
+            ingest = _Ingester(store, request, request_sha, io_dir, started_at, report, on_stored)
 
-            def poll(launch: Launch = launch, tail: _EventTail = tail) -> None:
+            def poll(
+                launch: Launch = launch,
+                tail: _EventTail = tail,
+                lifeline: Heartbeat = lifeline,
+                ingest: _Ingester = ingest,
+            ) -> None:
+                lifeline.beat()
                 for event in tail.read_new():
                     if on_event is not None:
-                        on_event(launch, event)
+                        on_event(launch, ingest.redactor.document(event))
+                ingest.finished()
 
-            outcome = runtime.launch(io_dir, timeout_s, on_poll=poll)
-            reason = _failure_reason(
-                io_dir, outcome.returncode, outcome.timed_out, timeout_s, outcome.log_path
-            )
-            for exp in request["experiments"]:
-                run = _ingest(
-                    store,
-                    request,
-                    request_sha,
-                    exp,
-                    io_dir,
-                    reason,
-                    outcome.returncode,
-                    outcome.log_path,
-                    started_at,
+            lifeline.beat()
+            try:
+                try:
+                    outcome = runtime.launch(io_dir, timeout_s, on_poll=poll)
+                except StoreWriteError:
+                    raise
+                except BaseException:  # Ctrl-C: the runtime stopped the harness; keep its results
+                    ingest.finished()
+                    raise
+                ingest.log = outcome.log_path
+                reason = _failure_reason(
+                    io_dir, outcome.returncode, outcome.timed_out, timeout_s, outcome.log_path
                 )
-                report.stored.append(run)
-                if on_stored is not None:
-                    on_stored(run)
+                for exp in list(ingest.pending.values()):
+                    ingest.one(exp, reason, outcome.returncode)
+            except StoreWriteError:
+                keep = io_dir
+                raise
             shutil.rmtree(io_dir, ignore_errors=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()  # .work/ itself, when no other invocation uses it
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                work.parent.rmdir()  # .work/ itself, when no other invocation uses it
+        else:
+            for other in work.iterdir():  # only the unstored io folder is worth keeping
+                if other.is_dir() and other != keep:
+                    shutil.rmtree(other, ignore_errors=True)
     return report
+
+
+class _Ingester:
+    """Stores the runs of one launch: each result as soon as the harness has written it, and a
+    failure record for every experiment left without one when the launch ends."""
+
+    def __init__(
+        self,
+        store: ResultStore,
+        request: dict[str, Any],
+        request_sha: str,
+        io_dir: Path,
+        started_at: str,
+        report: RunReport,
+        on_stored: Callable[[StoredRun], None] | None,
+    ) -> None:
+        self.store, self.request, self.request_sha = store, request, request_sha
+        self.io_dir, self.started_at = io_dir, started_at
+        self.report, self.on_stored = report, on_stored
+        self.log = io_dir / LOG_FILE
+        self.pending = {e["experiment_id"]: e for e in request["experiments"]}
+        #: The launch's secrets, masked in everything stored (and in progress shown).
+        self.redactor = Redactor.for_request(request, os.environ)
+
+    def one(self, exp: dict[str, Any], reason: tuple[str, str], code: int | None) -> None:
+        """Store ``exp``'s result (or failure record); StoreWriteError when the store fails."""
+        try:
+            run = _ingest(
+                self.store,
+                self.redactor,
+                self.request,
+                self.request_sha,
+                exp,
+                self.io_dir,
+                reason,
+                code,
+                self.log,
+                self.started_at,
+            )
+        except OSError as e:
+            raise StoreWriteError(
+                f"cannot store results: {e.strerror or e}; what the harness wrote is kept in "
+                f"{self.io_dir} and the next `lembench run --resume` of this suite stores it",
+                file=self.store.root,
+            ) from None
+        del self.pending[exp["experiment_id"]]
+        self.report.stored.append(run)
+        if self.on_stored is not None:
+            self.on_stored(run)
+
+    def finished(self) -> None:
+        """Store every result the harness has finished so far. It writes each one atomically once
+        its experiment is over, so a file that exists is whole."""
+        for exp in list(self.pending.values()):
+            if (self.io_dir / RESULTS_DIR / f"{exp['experiment_id']}.json").exists():
+                self.one(exp, ("internal", "unused: the result exists"), None)
 
 
 class _EventTail:
@@ -266,3 +358,22 @@ class _EventTail:
             except ValueError:
                 continue
         return events
+
+
+class Heartbeat:
+    """The controller's sign of life in an io folder: the harness ends itself when it goes stale
+    (harness.contract.lifeline), so a controller killed hard leaves no harness measuring on."""
+
+    def __init__(self, io_dir: Path, every_s: float = 1.0) -> None:
+        self.path = io_dir / HEARTBEAT_FILE
+        self.every_s = every_s
+        self.last = float("-inf")
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        with contextlib.suppress(OSError):
+            self.path.write_bytes(b"")
+            os.utime(self.path)

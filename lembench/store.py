@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.contract.io import now_iso, write_json_atomic
+from harness.contract.redact import Redactor
 from harness.contract.results import validation_problem
 from lembench import __version__
 
@@ -25,10 +26,34 @@ LOG_FILE = "harness.log"
 RAW_FILE = "raw_result.json"
 TIMELINE_FILE = "timeline.jsonl"
 WORK_DIR = ".work"
+#: Masks what needs no configured secret to recognise: credentials inside URLs.
+_PUBLIC = Redactor()
 
 
 class StoreError(RuntimeError):
     """The store refused a write (e.g. the run folder already exists)."""
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A result file a reader could not use, and why (one line)."""
+
+    path: Path
+    why: str
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (a crash right after it must not undo it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,9 @@ class ResultStore:
     def __init__(self, root: Path) -> None:
         # Absolute: io folders under it are handed to harness processes running elsewhere (cwd).
         self.root = Path(root).resolve()
+        #: Result files the readers skipped (malformed, truncated, invalid), by path. Each reader
+        #: counts them in its summary line; ``lembench results check`` lists them.
+        self.skipped: dict[Path, SkippedFile] = {}
 
     def work_dir(self, invocation_id: str) -> Path:
         """Scratch folder for the io folders of one invocation (removed as runs are stored)."""
@@ -67,13 +95,17 @@ class ResultStore:
         log: Path | None = None,
         raw: bytes | None = None,
         files: dict[str, Path] | None = None,
+        redactor: Redactor | None = None,
     ) -> Path:
         """Validate ``result`` and store it with its log and ``files`` (stored name -> source, e.g.
-        the power timeline); returns the run folder.
+        the power timeline); returns the run folder. ``redactor`` masks the launch's secrets in the
+        result, the log and the raw bytes (URL credentials are masked always).
 
         The result is stamped with ``provenance.stored_by``. An invalid result raises ValueError:
         the caller stores a failure record instead (and keeps the raw bytes via ``raw``).
         """
+        redactor = redactor or Redactor()
+        result = redactor.document(result)
         problem = validation_problem(result)
         if problem is not None:
             raise ValueError(f"result does not validate against result.schema.json: {problem}")
@@ -93,12 +125,14 @@ class ResultStore:
         try:
             write_json_atomic(stage / RESULT_FILE, result)
             if log is not None and log.exists():
-                shutil.copyfile(log, stage / LOG_FILE)
+                (stage / LOG_FILE).write_bytes(redactor.bytes(log.read_bytes()))
             if raw is not None:
-                (stage / RAW_FILE).write_bytes(raw)
+                (stage / RAW_FILE).write_bytes(redactor.bytes(raw))
             for name, source in (files or {}).items():
                 shutil.copyfile(source, stage / name)
+            fsync_dir(stage)
             os.rename(stage, final)
+            fsync_dir(final.parent)  # the rename itself survives a crash or power loss
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
@@ -106,9 +140,12 @@ class ResultStore:
 
     def iter_runs(self, suite: str | None = None) -> Iterator[StoredRun]:
         """Stored runs (of one suite, or all), in path order, upgraded to the current result
-        schema (lembench.results.migrate; files are not rewritten). Unreadable files (and files
-        without a valid schema_version) are skipped; a result newer than this lembench raises
-        UserError ("upgrade lembench") rather than silently dropping runs from summaries."""
+        schema (lembench.results.migrate; files are not rewritten) and valid against it.
+
+        A file that cannot be used (unreadable, truncated, not an object, invalid) is skipped and
+        recorded in ``self.skipped`` with why; readers count it in their summary line. A result
+        newer than this lembench raises UserError ("upgrade lembench") rather than silently
+        dropping runs from summaries."""
         from lembench.errors import UserError
         from lembench.results.migrate import NewerSchemaError, upgrade
 
@@ -122,18 +159,39 @@ class ResultStore:
                 continue
             for path in sorted(suite_dir.glob(f"*/*/{RESULT_FILE}")):
                 if path.parent.name.startswith("."):
-                    continue
+                    continue  # a run being assembled (or left over by a crash: see recovery)
                 try:
-                    result = json.loads(path.read_text("utf-8"))
-                except (OSError, json.JSONDecodeError):
-                    continue
-                try:
-                    result = upgrade(result)
+                    result = upgrade(json.loads(path.read_text("utf-8")))
                 except NewerSchemaError as e:
                     raise UserError(str(e), file=path) from None
-                except ValueError:
+                except OSError as e:
+                    self._skip(path, f"cannot read: {e.strerror or e}")
                     continue
-                yield StoredRun(path.parent, result)
+                except RecursionError:
+                    self._skip(path, "nested too deeply to be a result")
+                    continue
+                except ValueError as e:  # not JSON (truncated), not UTF-8, no schema_version
+                    self._skip(path, _first_line(e))
+                    continue
+                problem = validation_problem(result)
+                if problem is not None:
+                    self._skip(path, f"invalid against result.schema.json: {problem}")
+                    continue
+                # Runs stored before URL credentials were masked: none reach a reader's output.
+                yield StoredRun(path.parent, _PUBLIC.document(result))
+
+    def _skip(self, path: Path, why: str) -> None:
+        self.skipped[path] = SkippedFile(path, why)
+
+    def skipped_note(self) -> str | None:
+        """The summary line's part about skipped files, or None when every file was usable."""
+        n = len(self.skipped)
+        if not n:
+            return None
+        return (
+            f"{n} result file{'s' * (n != 1)} skipped as unusable "
+            "(`lembench results check` lists them)"
+        )
 
     def completed(self, suite: str) -> frozenset[tuple[str, int]]:
         """(experiment_id, cycle) pairs of ``suite`` with a successful stored run."""
@@ -148,3 +206,8 @@ class ResultStore:
         runs = list(self.iter_runs())
         exact = [r for r in runs if r.run_id == ident]
         return exact or [r for r in runs if r.experiment_id.startswith(ident)]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -12,6 +12,8 @@ from pathlib import Path
 from rich.console import Console
 
 from lembench.store import ResultStore, StoredRun
+from lembench.store_lock import prepare_folder, suite_lock
+from lembench.store_recovery import recover
 from lembench.suite import Suite
 
 
@@ -46,13 +48,31 @@ def run_suite(
     they were stored. Failed experiments are stored with their reason and do not stop the suite;
     the caller decides the exit code from ``outcome.failed``.
     """
+    store = ResultStore(results_dir)
+    folder = store.root / suite.name
+    prepare_folder(folder)  # writable, with room: else one line, exit 2, nothing started
+    # One run at a time per suite folder, from before `--resume` reads what is stored to the end.
+    with suite_lock(folder):
+        recovery = recover(store, suite.name)
+        if recovery.summary():
+            err.print(recovery.summary(), soft_wrap=True)
+        return _run_locked(suite, store, out, err, resume, runtime_name)
+
+
+def _run_locked(
+    suite: Suite,
+    store: ResultStore,
+    out: Console,
+    err: Console,
+    resume: bool,
+    runtime_name: str | None,
+) -> SuiteRunOutcome:
     from lembench.display import Progress, summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
     from lembench.results.aggregate import runs_frame, summarise
     from lembench.runtimes import select_runtime
 
-    store = ResultStore(results_dir)
     done = store.completed(suite.name) if resume else frozenset()
     launches = plan(suite, done)
     cycles = suite.settings["cycles"]

@@ -335,6 +335,7 @@ class PyTorchBackend(Backend):
 
         torch = self._torch
         width = max(len(p.token_ids) for p in prompts)
+        check_context(self.model, width, max_new_tokens)
         ids = torch.full((len(prompts), width), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, prompt in enumerate(prompts):
@@ -409,3 +410,21 @@ class PyTorchBackend(Backend):
             # the architecture from its config instead, as the unquantised model computes it.
             return estimate_from_config(config, sequence_length)
         return estimate_flops_per_token(model, config, sequence_length)
+
+
+def check_context(model: Any, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Refuse a batch that cannot fit the model's context (``max_position_embeddings``):
+    transformers would otherwise generate past it for minutes (until the timeout) or fail deep
+    inside attention; llama.cpp refuses such a prompt at once, and so do we."""
+    from harness.workloads import WorkloadError
+
+    config = getattr(model, "config", None)
+    context = getattr(config, "max_position_embeddings", None)
+    if not isinstance(context, int) or context <= 0:
+        return
+    if prompt_tokens + max_new_tokens > context:
+        raise WorkloadError(
+            f"a prompt of {prompt_tokens} tokens plus max_new_tokens={max_new_tokens} exceeds "
+            f"the model's context of {context} tokens (max_position_embeddings); shorten the "
+            "prompts or lower max_new_tokens"
+        )

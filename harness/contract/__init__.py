@@ -25,6 +25,8 @@ _DOOR: dict[str, str] = {
     "check_rapl": "harness.hardware.selftest:check_rapl",
     "meter_plan": "harness.hardware.selftest:meter_plan",
     "METHODS": "harness.meters.base:METHODS",
+    "WorkloadError": "harness.workloads:WorkloadError",
+    "read_jsonl_prompts": "harness.workloads.jsonl:read_texts",
 }
 
 __all__ = sorted(_DOOR)

@@ -2,7 +2,8 @@
 
 ``request.json`` (in), ``results/<experiment_id>.json`` (out, one per experiment),
 ``timelines/<experiment_id>.jsonl`` (the power/telemetry samples of its window), ``events.jsonl``
-(progress, appended as the harness goes) and ``fatal.json`` (why the whole process gave up).
+(progress, appended as the harness goes), ``fatal.json`` (why the whole process gave up) and
+``controller.alive`` (the controller's heartbeat, in).
 stdout/stderr are logs only, never data.
 """
 
@@ -16,12 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.contract.redact import scrub
 from harness.contract.schemas import error_path, first_error
 
 RESULTS_DIR = "results"
 EVENTS_FILE = "events.jsonl"
 FATAL_FILE = "fatal.json"
 TIMELINES_DIR = "timelines"
+#: Touched by the controller about once a second while it waits for the harness; the harness ends
+#: itself when it goes stale (harness.contract.lifeline).
+HEARTBEAT_FILE = "controller.alive"
 
 
 class RequestError(ValueError):
@@ -42,6 +47,7 @@ def _umask() -> int:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temp file in the same folder and a rename, so a reader never
     sees a half-written file."""
+    data = scrub(data)  # no secret leaves the harness (harness.contract.redact)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -81,7 +87,7 @@ class EventLog:
         self.path = io_dir / EVENTS_FILE
 
     def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"t": now_iso(), "event": event, **fields}, ensure_ascii=False)
+        line = json.dumps(scrub({"t": now_iso(), "event": event, **fields}), ensure_ascii=False)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
 

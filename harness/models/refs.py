@@ -58,10 +58,30 @@ def alias_path(name: str) -> Path:
     return path
 
 
-def _path_kind(path: Path) -> str:
+#: The first bytes of every GGUF file (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md).
+GGUF_MAGIC = b"GGUF"
+
+
+def _path_kind(path: Path, gguf_file: str | None = None) -> str:
+    """``gguf`` or ``path`` (a model folder), checked the way a loader would look first, so a
+    wrong file fails when the suite is validated rather than after minutes of loading."""
     if path.is_file() and path.suffix == ".gguf":
+        try:
+            with path.open("rb") as f:
+                magic = f.read(4)
+        except OSError as e:
+            raise ModelRefError(f"model file {path} cannot be read: {e.strerror or e}") from None
+        if magic != GGUF_MAGIC:
+            raise ModelRefError(
+                f"model file {path} is not a GGUF file (it does not start with {GGUF_MAGIC!r})"
+            )
         return "gguf"
     if path.is_dir():
+        if gguf_file is None and not (path / "config.json").is_file():
+            raise ModelRefError(
+                f"model folder {path} has no config.json (a Hugging Face model folder has one; "
+                "for a GGUF file give its path, or gguf_file: in the model block)"
+            )
         return "path"
     if path.exists():
         raise ModelRefError(f"model path {path} is neither a .gguf file nor a model directory")
@@ -119,7 +139,7 @@ def resolve_ref(ref: str | dict[str, Any], base_dir: Path | None = None) -> dict
     if kind == "local":
         path = Path(os.path.expanduser(value))
         path = (path if path.is_absolute() else base / path).resolve()
-        return {"kind": _path_kind(path), "ref": str(path), **options}
+        return {"kind": _path_kind(path, options["gguf_file"]), "ref": str(path), **options}
     return {"kind": "hf", "ref": value, **options}
 
 

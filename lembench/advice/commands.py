@@ -7,6 +7,7 @@ Bad input raises ``lembench.errors.UserError`` (one line, exit code 2 through
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -31,13 +32,14 @@ class _Number(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, int | float):
-            return float(value)
+        flag = param.opts[0] if param is not None else "value"
         try:
-            return float(str(value).strip())
+            number = float(value if isinstance(value, int | float) else str(value).strip())
         except ValueError:
-            flag = param.opts[0] if param is not None else "value"
             raise UserError(f"{flag}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # inf/nan would make every projection inf/nan
+            raise UserError(f"{flag}: expected a finite number, got {value!r}")
+        return number
 
 
 NUMBER = _Number()
@@ -112,11 +114,24 @@ def advise_command(
     from lembench.advice.render import print_advice
 
     scn = _build_scenario(scenario, max_ttft_s, max_itl_s, max_e2e_s)
-    advice = advise(load(results, suite, allow_mixed), scn)
+    loaded = load(results, suite, allow_mixed)
+    _skipped_note(loaded)
+    advice = advise(loaded, scn)
     if as_json:
         click.echo(json.dumps(advice_json(advice), indent=2, ensure_ascii=False))
     else:
         print_advice(console(), advice)
+
+
+def _skipped_note(loaded: Any) -> None:
+    """Say on stderr (stdout may be JSON) how many result files were unusable."""
+    n = len(loaded.skipped)
+    if n:
+        click.echo(
+            f"{n} result file{'s' * (n != 1)} skipped as unusable "
+            "(`lembench results check` lists them)",
+            err=True,
+        )
 
 
 @click.command("estimate")
@@ -163,7 +178,9 @@ def estimate_command(
     assumptions = Assumptions(requests, pue, price_per_kwh, grid_g_per_kwh)
     assumptions.validate()  # before reading anything
     scn = _build_scenario(scenario, max_ttft_s, max_itl_s, max_e2e_s)
-    projections = project(load(results, suite, allow_mixed), assumptions, current, scn)
+    loaded = load(results, suite, allow_mixed)
+    _skipped_note(loaded)
+    projections = project(loaded, assumptions, current, scn)
     if as_json:
         click.echo(json.dumps(projections_json(projections, scn), indent=2, ensure_ascii=False))
     else:

@@ -21,7 +21,7 @@ from lembench.advice.sizes import params_from_name
 from lembench.errors import UserError
 from lembench.results.aggregate import METRICS, model_label, runs_frame, summarise
 from lembench.results.summary import Stat, stat_of
-from lembench.store import RESULT_FILE, ResultStore, StoredRun
+from lembench.store import RESULT_FILE, ResultStore, SkippedFile, StoredRun
 
 #: bitsandbytes' LLM.int8() outlier threshold when none is given (BitsAndBytesConfig default).
 INT8_DEFAULT_THRESHOLD = 6.0
@@ -130,6 +130,7 @@ class Loaded:
     experiments: list[Experiment]
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, errors): no ok run
     short: dict[str, str] = field(default_factory=dict)  # experiment id -> short id
+    skipped: list[SkippedFile] = field(default_factory=list)  # unusable result files
 
 
 def resolve(results: Path, suite: str | None) -> tuple[Path, str | None]:
@@ -181,9 +182,12 @@ def load(results: Path, suite: str | None = None, allow_mixed: bool = False) -> 
                     co2.setdefault(key, set()).add((intensity, _co2_source(energy["co2"])))
             yield run
 
-    frame = runs_frame(tee(ResultStore(root).iter_runs(suite)))
+    store = ResultStore(root)
+    frame = runs_frame(tee(store.iter_runs(suite)))
     if frame.is_empty():
         where = f"{results}" + (f" for suite {suite!r}" if suite else "")
+        if store.skipped:
+            where += f" ({store.skipped_note()})"
         raise UserError(f"no stored runs under {where}; run `lembench run SUITE` first")
     if not allow_mixed:
         for (s, eid), seen in kinds.items():
@@ -204,7 +208,8 @@ def load(results: Path, suite: str | None = None, allow_mixed: bool = False) -> 
         only = next(iter(intensities)) if len(intensities) == 1 else (None, None)
         experiments.append(_experiment(row, firsts[key], *only))
     experiments = _with_model_params(experiments)
-    return Loaded(root, suite, experiments, failed, short_ids(e.experiment_id for e in experiments))
+    short = short_ids(e.experiment_id for e in experiments)
+    return Loaded(root, suite, experiments, failed, short, list(store.skipped.values()))
 
 
 def _experiment(

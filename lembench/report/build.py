@@ -43,6 +43,7 @@ from lembench.report.pages import (
     pareto_points,
     row_html,
 )
+from lembench.report.paths import publish_experiments
 from lembench.report.quality import accuracy_charts, visible_columns
 from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
@@ -71,13 +72,20 @@ class SiteSummary:
     index_pages: int
     files: int
     seconds: float
+    skipped: int = 0  # result files skipped as unusable
 
     def line(self) -> str:
+        skipped = (
+            f"; {self.skipped} result file{'s' * (self.skipped != 1)} skipped as unusable "
+            "(`lembench results check` lists them)"
+            if self.skipped
+            else ""
+        )
         return (
             f"site written to {self.out}: {self.experiments} experiments from {self.runs} runs "
             f"({self.measured} measured, {self.estimated} estimated, {self.unranked} without "
             f"energy), {self.index_pages} leaderboard page{'s' * (self.index_pages != 1)}, "
-            f"{self.files} files in {self.seconds:.1f} s; open {self.out / 'index.html'}"
+            f"{self.files} files in {self.seconds:.1f} s; open {self.out / 'index.html'}" + skipped
         )
 
 
@@ -115,6 +123,7 @@ def build_site(
     if collected is None:
         collected = collect(Path(results_dir), suite, allow_mixed)
     check_target(out, force)  # refuse before rendering anything
+    publish_experiments(collected.experiments)  # no absolute local path on a page
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
@@ -137,6 +146,7 @@ def build_site(
         out=out,
         experiments=len(rows),
         runs=collected.n_runs,
+        skipped=len(collected.skipped),
         measured=classes.count("measured"),
         estimated=classes.count("estimate"),
         unranked=classes.count("none"),

@@ -103,6 +103,12 @@ def export_command(
     collected = collect(results_dir, suite, allow_mixed=allow_mixed or per_run)
     frame = collected.runs if per_run else table_frame(collected, build_rows(collected))
     export(frame, fmt, out)
+    if collected.skipped:
+        click.echo(
+            f"{len(collected.skipped)} result files skipped as unusable "
+            "(`lembench results check` lists them)",
+            err=True,
+        )
     if out is not None:
         what = "runs" if per_run else "experiments"
         click.echo(f"{frame.height} {what} written to {out} ({fmt})", err=True)

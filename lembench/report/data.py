@@ -20,7 +20,7 @@ import polars as pl
 from lembench.errors import UserError
 from lembench.results.aggregate import runs_frame, summarise
 from lembench.results.summary import Stat  # noqa: F401 - the report's name for it
-from lembench.store import ResultStore, StoredRun
+from lembench.store import ResultStore, SkippedFile, StoredRun
 
 #: Per-run numbers the experiment pages show, by name (the aggregation's metric names): where
 #: each comes from in a result's ``metrics``.
@@ -218,6 +218,7 @@ class Collected:
     runs: pl.DataFrame  # runs_frame: one row per run
     summary: pl.DataFrame  # summarise: one row per experiment
     experiments: dict[tuple[str, str], Experiment]
+    skipped: list[SkippedFile] = field(default_factory=list)  # unusable result files
 
     @property
     def n_runs(self) -> int:
@@ -258,9 +259,12 @@ def collect(results_dir: Path, suite: str | None = None, allow_mixed: bool = Fal
                 exp.environment = _dict(r.get("environment"))
             yield run
 
-    frame = runs_frame(tee(ResultStore(results_dir).iter_runs(suite)))
+    store = ResultStore(results_dir)
+    frame = runs_frame(tee(store.iter_runs(suite)))
     if not experiments:
         where = f"{results_dir}" + (f" for suite {suite!r}" if suite else "")
+        if store.skipped:
+            where += f" ({store.skipped_note()})"
         if not suite and next(results_dir.glob("*/*/result.json"), None) is not None:
             raise UserError(
                 f"no stored runs under {where}: it looks like one suite's folder; pass the "
@@ -273,7 +277,8 @@ def collect(results_dir: Path, suite: str | None = None, allow_mixed: bool = Fal
         check_mixed(experiments.values())
     # summarise refuses experiments whose runs come from different environments (GPUs, driver,
     # CPU, versions) unless allow_mixed: one line, exit 2, naming --allow-mixed.
-    return Collected(frame, summarise(frame, allow_mixed=allow_mixed), experiments)
+    summary = summarise(frame, allow_mixed=allow_mixed)
+    return Collected(frame, summary, experiments, list(store.skipped.values()))
 
 
 def check_mixed(experiments: Iterable[Experiment]) -> None:

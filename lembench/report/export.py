@@ -1,11 +1,15 @@
 """Write a polars frame (the aggregated table, or raw runs) as CSV, Parquet or JSON.
 
-CSV has no nested values: list and struct columns are written as JSON text. JSON is an array of
-row objects (NaN and infinities become null: they are not JSON). Parquet keeps the types.
+CSV has no nested values: list and struct columns are written as JSON text. A text cell that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+return: a suite name, a model path, an error message are all user text) is prefixed with ``'``.
+JSON is an array of row objects (NaN and infinities become null: they are not JSON). Parquet
+keeps the types.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -41,6 +45,24 @@ def flat(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every text cell that starts like a formula prefixed with ``'`` (numbers,
+    negative ones included, are number columns and stay as they are)."""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    pattern = "^[" + "".join("\\" + c if c in "-+" else c for c in FORMULA_START) + "]"
+    return frame.with_columns(
+        pl.when(pl.col(name).str.contains(pattern))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in texts
+    )
+
+
 def _json(v: Any) -> str | None:
     return None if v is None else json.dumps(_clean(v), ensure_ascii=False, default=str)
 
@@ -72,7 +94,12 @@ def export(frame: pl.DataFrame, fmt: str, out: Path | IO[Any] | None = None) -> 
         if fmt == "parquet":
             if sys.stdout.isatty():
                 raise UserError("parquet is binary: give --out FILE (or redirect stdout)")
-            frame.write_parquet(sys.stdout.buffer)
+            # Whole, then written: a pipe closed early (`| head`) is a BrokenPipeError the CLI ends
+            # quietly on, not a parquet writer's transport error half-way through.
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer)
+            sys.stdout.buffer.write(buffer.getvalue())
+            sys.stdout.buffer.flush()
             return
         out = sys.stdout
     if isinstance(out, str | os.PathLike):
@@ -93,9 +120,9 @@ def _write(frame: pl.DataFrame, fmt: str, out: Path | IO[Any]) -> None:
         frame.write_parquet(out)
     elif fmt == "csv":
         if isinstance(out, Path):
-            flat(frame).write_csv(out)
+            csv_safe(flat(frame)).write_csv(out)
         else:
-            out.write(flat(frame).write_csv())
+            out.write(csv_safe(flat(frame)).write_csv())
     elif isinstance(out, Path):
         out.write_text(json_text(frame), "utf-8")
     else:

@@ -57,6 +57,21 @@ ENV_FIXED = {
 }
 
 
+#: Seconds without a controller heartbeat after which a harness ends itself (harness.contract
+#: lifeline): long enough for any pause of a busy controller, short enough that a ``--resume`` right
+#: after a crash rarely meets the old harness still measuring.
+LIFELINE_S = 30.0
+
+
+def lifeline_environment(parent_pid: int | None = None) -> dict[str, str]:
+    """Variables telling the harness how to watch its controller (``parent_pid``: when the
+    controller is the harness's parent process, as in the local runtime)."""
+    env = {"LEMBENCH_LIFELINE_S": f"{LIFELINE_S:g}"}
+    if parent_pid is not None:
+        env["LEMBENCH_CONTROLLER_PID"] = str(parent_pid)
+    return env
+
+
 def requested_secrets(io_dir: Path) -> frozenset[str]:
     """Names of the environment variables the request's experiments name as secrets
     (``openai.api_key_env``): passed through by name, like ENV_SECRETS."""
@@ -84,6 +99,9 @@ def harness_environment(
         if k in ENV_ALLOWLIST or k in ENV_SECRETS or k in secrets or k.startswith(ENV_PREFIXES)
     }
     env.update(ENV_FIXED)
+    # The controller's own lifeline settings are set by each runtime, never inherited.
+    env.pop("LEMBENCH_CONTROLLER_PID", None)
+    env.pop("LEMBENCH_LIFELINE_S", None)
     # NVML numbers GPUs in PCI bus order; make CUDA agree so CUDA_VISIBLE_DEVICES indices name the
     # same devices for the engine and the meter (unless the user chose an order).
     env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")

@@ -5,14 +5,17 @@ What the container gets:
 
 - the io folder bind-mounted read-write at the same absolute path (so every path in request.json
   is valid inside), and the working directory there;
-- read-only: local model paths and tokenizers the request names, the suite's folder (relative
-  workload files), absolute workload files, CA bundle files named by SSL_CERT_FILE & co., the
-  Hugging Face hub cache (HF_HUB_CACHE is set to it inside);
-- read-write: lembench's cache (LEMBENCH_CACHE_DIR: converted GGUF models, idle baselines), so
-  a conversion done in one container or on the host is reused;
+- read-only: local model paths and tokenizers the request names, its workload files (not the
+  suite's folder), CA bundle files named by SSL_CERT_FILE & co., the Hugging Face hub cache
+  (HF_HUB_CACHE is set to it inside);
+- of lembench's cache (LEMBENCH_CACHE_DIR) only the parts the harness writes (converted GGUF
+  models, idle baselines), so a conversion done in one container or on the host is reused;
+- confinement (lembench.runtimes.confine): no capabilities, no-new-privileges, a read-only root
+  filesystem with tmpfs /tmp and HOME, pids and memory limits, no network unless the backend
+  needs one and the suite asks (``network: host``);
 - GPUs as device requests: the suite's ``gpus`` (``all``: every GPU when the host has NVIDIA GPUs;
   a list: those indices; ``none``: no GPUs), with ``ipc=host`` for NCCL when GPUs are given (a 2 GB
-  /dev/shm otherwise); host networking (no NAT, loopback servers, hub downloads);
+  /dev/shm otherwise);
 - the environment: ``harness_environment()`` (the allowlist) minus what describes the host's
   filesystem or devices (PATH, HOME, VIRTUAL_ENV, CUDA_VISIBLE_DEVICES, ...); secrets (HF_TOKEN)
   are passed by name from the controller's environment and written nowhere by lembench; and
@@ -20,8 +23,8 @@ What the container gets:
 - the user: the calling user's uid:gid on a rootful engine (results and caches stay theirs, and
   the image's own non-root user could not write a folder the user owns), or 0:0 on a rootless
   engine (container root *is* the calling user there; any other uid maps to a subordinate id that
-  cannot write the io folder). A root controller (CI) thus runs containers as root; a user's
-  Docker runs them as that user, never as root.
+  cannot write the io folder). A root controller runs containers as the sudo user or nobody,
+  never as root.
 
 Failures never stop the suite: an unreachable engine, a missing image or one built for another
 lembench version, a container that cannot start, or one that is killed each end the launch with
@@ -49,7 +52,16 @@ from lembench.runtimes.base import (
     LaunchOutcome,
     Runtime,
     harness_environment,
+    lifeline_environment,
     requested_secrets,
+)
+from lembench.runtimes.confine import (
+    NetworkRefused,
+    cache_mounts,
+    container_user,
+    hand_over,
+    hardening,
+    network_mode,
 )
 from lembench.runtimes.engine import (
     EngineError,
@@ -87,6 +99,9 @@ HOST_ONLY_ENV = frozenset(
         "LEMBENCH_POWERCAP_ROOT",
     }
 )
+#: Where lembench's cache parts and the Hugging Face hub cache are mounted inside.
+CACHE_IN_CONTAINER = "/lembench/cache"
+HUB_IN_CONTAINER = "/lembench/hf-hub"
 #: Variables naming a CA bundle file: passed (and the file mounted) when the file exists.
 CA_FILE_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -119,14 +134,13 @@ def _request_paths(request: dict[str, Any]) -> list[Path]:
     tokenizer = model.get("tokenizer")
     if isinstance(tokenizer, str) and tokenizer.startswith("/"):
         paths.append(Path(tokenizer))
-    base_dir = request.get("base_dir")
-    if base_dir:
-        paths.append(Path(base_dir))
+    # The files the suite names, not the suite's folder: a suite in $HOME must not expose $HOME.
+    base_dir = Path(request.get("base_dir") or "/")
     for exp in request.get("experiments", []):
         workload = (exp.get("config") or {}).get("workload") or {}
         path = workload.get("path")
-        if isinstance(path, str) and path.startswith("/"):
-            paths.append(Path(path))
+        if isinstance(path, str) and path:
+            paths.append(base_dir / Path(path).expanduser())  # absolute paths stay as they are
     return paths
 
 
@@ -152,24 +166,32 @@ def container_spec(
     environ: Mapping[str, str],
     user: str,
     home: str,
+    network: str = "none",
 ) -> dict[str, Any]:
-    """Keyword arguments of ``client.containers.run`` for one launch (see the module doc)."""
+    """Keyword arguments of ``client.containers.run`` for one launch (see the module doc and
+    lembench.runtimes.confine for what it may do)."""
     docker = docker_sdk()
     env = {
         k: v
         for k, v in harness_environment(dict(environ), requested_secrets(io_dir)).items()
         if k not in HOST_ONLY_ENV
     }
+    # No pid of ours is visible in the container: the heartbeat in the io folder is the lifeline.
+    env.update(lifeline_environment())
     volumes: dict[str, dict[str, str]] = {}
     _add(volumes, io_dir, "rw")
+    # Caches are found through variables only, so they are mounted at fixed places inside: a
+    # cache in a home folder (/root/.cache) would sit under a folder the unprivileged container
+    # user cannot traverse in the image (/root is 0700 there).
     cache = lembench_cache_dir(environ)
-    cache.mkdir(parents=True, exist_ok=True)  # a bind mount's source must exist (podman)
-    _add(volumes, cache.resolve(), "rw")
-    env["LEMBENCH_CACHE_DIR"] = str(cache.resolve())
+    for part, mode in cache_mounts(request, cache.resolve()).items():
+        part.mkdir(parents=True, exist_ok=True)  # a bind mount's source must exist (podman)
+        volumes[str(part)] = {"bind": f"{CACHE_IN_CONTAINER}/{part.name}", "mode": mode}
+    env["LEMBENCH_CACHE_DIR"] = CACHE_IN_CONTAINER
     hub = hf_hub_cache(environ)
     if hub.is_dir():
-        _add(volumes, hub.resolve(), "ro")
-        env["HF_HUB_CACHE"] = str(hub.resolve())
+        volumes[str(hub.resolve())] = {"bind": HUB_IN_CONTAINER, "mode": "ro"}
+        env["HF_HUB_CACHE"] = HUB_IN_CONTAINER
     powercap = environ.get("LEMBENCH_POWERCAP_ROOT")
     if powercap and Path(powercap).is_dir():
         _add(volumes, Path(powercap).resolve(), "ro")
@@ -205,13 +227,15 @@ def container_spec(
         "volumes": volumes,
         "working_dir": str(io_dir),
         "user": user,
-        "network_mode": "host",
+        "network_mode": network,
         # A tiny init (docker-init, podman's catatonit) as PID 1 forwards `stop`'s SIGTERM to the
         # harness; python as PID 1 would ignore it and be killed only after the grace period.
         "init": True,
         "name": f"lembench-{io_dir.name}-{uuid.uuid4().hex[:6]}",
         "labels": {"dev.lembench.io": str(io_dir), "dev.lembench.suite": str(request.get("suite"))},
     }
+    spec.update(hardening(home))
+    # HOME is a tmpfs (the root filesystem is read-only): libraries' caches start empty there.
     if device_requests:
         spec["device_requests"] = device_requests
         spec["ipc_mode"] = "host"  # NCCL and torch share memory between processes
@@ -271,11 +295,6 @@ class DockerRuntime(Runtime):
             self._client, _ = connect(self.environ)
         return self._client
 
-    def _user(self, client: Any) -> str:
-        if is_rootless(client):
-            return "0:0"
-        return f"{os.getuid()}:{os.getgid()}"
-
     # -- one launch -------------------------------------------------------------------------
     def launch(
         self, io_dir: Path, timeout_s: float, on_poll: Callable[[], None] | None = None
@@ -296,6 +315,8 @@ class DockerRuntime(Runtime):
             client = self.client()
             choice = choose_image(backend, self.settings, self.host_gpu())
             image = get_image(client, choice, self.version)
+            network = network_mode(self.settings, request, self.environ)
+            who = container_user(is_rootless(client), self.environ)
             spec = container_spec(
                 request,
                 io_dir,
@@ -304,9 +325,15 @@ class DockerRuntime(Runtime):
                 gpus=self.settings.get("gpus", "all"),
                 host_gpu=self.host_gpu(),
                 environ=self.environ,
-                user=self._user(client),
+                user=who.spec,
                 home=_image_home(image),
+                network=network,
             )
+            if who.chown_to is not None:  # a root controller: the harness runs unprivileged
+                writable = [Path(k) for k, v in spec["volumes"].items() if v["mode"] == "rw"]
+                hand_over(io_dir, [p for p in writable if p != io_dir], who.chown_to)
+        except NetworkRefused as exc:
+            return failed("config_error", str(exc))
         except EngineError as exc:
             self._client = None  # try to connect again for the next launch
             return failed("backend_unavailable", str(exc))

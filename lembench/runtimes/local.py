@@ -15,6 +15,7 @@ from lembench.runtimes.base import (
     LaunchOutcome,
     Runtime,
     harness_environment,
+    lifeline_environment,
     requested_secrets,
 )
 
@@ -71,7 +72,13 @@ class LocalRuntime(Runtime):
             proc = subprocess.Popen(
                 cmd,
                 cwd=io_dir,
-                env=_with_harness_source(harness_environment(secrets=requested_secrets(io_dir))),
+                env=_with_harness_source(
+                    {
+                        **harness_environment(secrets=requested_secrets(io_dir)),
+                        # The harness kills its process group once we are gone (kill -9 too).
+                        **lifeline_environment(os.getpid()),
+                    }
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -18,6 +18,29 @@ from lembench.suite.messages import show, type_word
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
+#: Bounds on one suite file, checked before anything is built from it: a real suite is a few KiB
+#: of a few hundred values; a hostile one (3000-deep nesting, a 460-byte alias "billion laughs")
+#: would otherwise crash the parser or take minutes to expand.
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for paths the OS refuses to look up (name too long, loops)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def exists(path: Path) -> bool:
+    """``path.exists()``, False for paths the OS refuses to look up."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
 
 class _StrictLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that rejects duplicate keys: PyYAML silently keeps the last one, which
@@ -62,7 +85,15 @@ def parse_yaml(data: bytes, display: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise UserError(f"not UTF-8 text (bad byte at offset {exc.start})", file=display) from None
     try:
-        doc = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
+        _check_depth(text, display)
+        loader = _StrictLoader(text)  # a SafeLoader subclass: safe
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_size(node, display)
+            doc = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
@@ -82,9 +113,62 @@ def parse_yaml(data: bytes, display: str) -> dict[str, Any]:
     return doc
 
 
+def _check_depth(text: str, display: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, from the parser's events (the composer and the
+    constructor recurse, and would raise RecursionError on a few thousand levels)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise UserError(
+                    f"nested more than {MAX_DEPTH} levels deep (at line {line}); a suite "
+                    "needs a few",
+                    file=display,
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_size(root: yaml.Node, display: str) -> None:
+    """Refuse a document of more than MAX_NODES values once aliases are expanded (what
+    everything after parsing works on), counted without expanding them."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # post-order without recursion; aliases are shared nodes, counted once each
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if done:
+            sizes[id(node)] = min(1 + sum(sizes.get(id(c), 0) for c in children), MAX_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    if sizes[id(root)] > MAX_NODES:
+        raise UserError(
+            f"more than {MAX_NODES} values once its aliases (*name) are expanded; a suite needs "
+            "a few hundred",
+            file=display,
+        )
+
+
 def read_file(path: Path, display: str) -> bytes:
     """The bytes of ``path``; a missing or unreadable file is a UserError about ``display``."""
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise UserError(
+                f"{size} bytes is too large for a suite file (at most {MAX_BYTES})", file=display
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise UserError("file not found", file=display) from None
@@ -124,8 +208,8 @@ def _load(
         parent = Path(os.path.expanduser(ref))
         parent = parent if parent.is_absolute() else path.parent / parent
         parent_display = os.path.normpath(os.path.join(os.path.dirname(display), ref))
-        if not parent.is_file():
-            what = "is not a file" if parent.exists() else "not found"
+        if not is_file(parent):
+            what = "is not a file" if exists(parent) else "not found"
             raise UserError(
                 f"file {ref!r} {what} (looked at {parent.absolute()})", file=display, key="_extends"
             )

@@ -8,6 +8,7 @@ Every failure is a one-line ``UserError``.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,13 @@ from lembench.suite.expand import (
     locate,
     normalise_numbers,
 )
-from lembench.suite.extends import load_with_extends, read_file
+from lembench.suite.extends import exists, is_file, load_with_extends, read_file
 from lembench.suite.messages import explain, format_path, pick, show, type_word
 
 SETTINGS = (
     "runtime",
     "image",
+    "network",
     "gpus",
     "cycles",
     "order",
@@ -91,6 +93,13 @@ def load_suite(path: str | Path) -> Suite:
         parts, message = explain(error)
         raise UserError(message, file=display, key=format_path(parts))
 
+    if "network" in doc and doc["schema_version"] < 4:
+        raise UserError(
+            f"needs schema_version: 4 (this suite says {doc['schema_version']}); "
+            "set schema_version: 4",
+            file=display,
+            key="network",
+        )
     filled = fill_defaults(doc, "")
     _check_meters(filled["measurement"]["meters"], display)
     settings = {key: filled[key] for key in SETTINGS}
@@ -173,6 +182,14 @@ def _check_plain(value: Any, parts: list[str | int], display: str) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_plain(item, [*parts, index], display)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # YAML's .nan/.inf pass JSON Schema's number checks, then crash (or silently disable a
+        # timeout) at run time.
+        raise UserError(
+            f"{show(value)} is not a usable number; give a finite one",
+            file=display,
+            key=format_path(parts),
+        )
     elif not isinstance(value, str | int | float | bool) and value is not None:
         raise UserError(
             f"YAML reads {show(value)} as a {type_word(value)}; quote it to make it text",
@@ -298,10 +315,18 @@ def _check_workload_file(
         return
     file = Path(os.path.expanduser(workload["path"]))
     file = file if file.is_absolute() else base_dir / file
-    if not file.is_file():
-        what = "is not a file" if file.exists() else "not found"
+    if not is_file(file):
+        what = "is not a file" if exists(file) else "not found"
         message = f"file {workload['path']!r} {what} (looked at {file})"
         _fail(message, doc, point, ["workload", "path"], display)
+    from harness.contract import WorkloadError, read_jsonl_prompts
+
+    # Read now, as the harness will, so a line without its prompt fails here and not after the
+    # model has loaded.
+    try:
+        read_jsonl_prompts(file, workload.get("field") or "prompt", workload.get("num_prompts"))
+    except WorkloadError as exc:
+        _fail(str(exc), doc, point, ["workload", "path"], display)
 
 
 def _resolve_model(

@@ -103,12 +103,15 @@ def test_spec_mounts_environment_and_user(engine, environ, tmp_path: Path) -> No
     assert vols[str(io_dir)] == {"bind": str(io_dir), "mode": "rw"}  # same path inside
     assert vols[str(model_dir)] == {"bind": str(model_dir), "mode": "ro"}
     hub = Path(environ["HOME"]) / ".cache" / "huggingface" / "hub"
-    assert vols[str(hub)]["mode"] == "ro"
+    assert vols[str(hub)] == {"bind": "/lembench/hf-hub", "mode": "ro"}  # found by variable
     cache = tmp_path / "lbcache"
-    assert vols[str(cache)]["mode"] == "rw" and cache.is_dir()
-    assert vols[str(io_dir.parent.resolve())]["mode"] == "ro"  # base_dir (relative workload files)
+    # Only the cache parts this request writes (idle baselines are not cached here), and never
+    # the suite's folder (base_dir).
+    assert not [v for v in vols if v.startswith(str(cache))]
+    assert str(io_dir.parent.resolve()) not in vols
     env = spec["environment"]
-    assert env["HF_HUB_CACHE"] == str(hub) and env["LEMBENCH_CACHE_DIR"] == str(cache)
+    assert env["HF_HUB_CACHE"] == "/lembench/hf-hub"
+    assert env["LEMBENCH_CACHE_DIR"] == "/lembench/cache"
     assert env["LEMBENCH_IMAGE_DIGEST"] == "sha256:dd"
     assert env["HF_TOKEN"] == "hf_secret_value"  # passed by name to the engine, at run time
     assert env["HOME"] == "/home/lembench" and env["OMP_NUM_THREADS"] == "2"
@@ -118,17 +121,21 @@ def test_spec_mounts_environment_and_user(engine, environ, tmp_path: Path) -> No
     assert spec["entrypoint"] == ["python3", "-m", "harness"]
     assert spec["command"] == ["run", str(io_dir / "request.json")]
     assert spec["working_dir"] == str(io_dir) and spec["user"] == "1000:1000"
-    assert spec["detach"] is True and spec["network_mode"] == "host" and spec["init"] is True
+    assert spec["detach"] is True and spec["network_mode"] == "none" and spec["init"] is True
+    assert spec["cap_drop"] == ["ALL"] and spec["security_opt"] == ["no-new-privileges"]
+    assert spec["read_only"] is True and set(spec["tmpfs"]) == {"/tmp", "/home/lembench"}
+    assert spec["pids_limit"] > 0 and spec["mem_limit"] > 0
     assert "device_requests" not in spec and spec["shm_size"]  # no GPU on this host
 
 
 def test_nested_read_only_paths_are_not_mounted_twice(engine, environ, tmp_path: Path) -> None:
-    gguf = tmp_path / "suite" / "m.gguf"
-    gguf.parent.mkdir()
-    gguf.write_bytes(b"GGUF")
+    model = tmp_path / "suite" / "m"
+    model.mkdir(parents=True)
+    (model / "tokenizer.json").write_text("{}")
     io_dir = tmp_path / "io"
-    request = _request(io_dir, {"kind": "gguf", "ref": str(gguf)})
-    request["base_dir"] = str(gguf.parent)
+    request = _request(
+        io_dir, {"kind": "path", "ref": str(model), "tokenizer": str(model / "tokenizer.json")}
+    )
     spec = container_spec(
         request,
         io_dir,
@@ -140,7 +147,7 @@ def test_nested_read_only_paths_are_not_mounted_twice(engine, environ, tmp_path:
         user="0:0",
         home="/tmp",
     )
-    assert str(gguf.parent) in spec["volumes"] and str(gguf) not in spec["volumes"]
+    assert str(model) in spec["volumes"] and str(model / "tokenizer.json") not in spec["volumes"]
 
 
 @pytest.mark.parametrize(
@@ -205,7 +212,9 @@ def test_successful_launch(engine, environ, tmp_path: Path) -> None:
     (container,) = engine.containers
     assert container.removed and polls
     assert container.reloads >= 2 and container.waits == 1  # polled by inspection, one wait
-    assert container.kwargs["user"] == f"{os.getuid()}:{os.getgid()}"
+    # The invoking user; a root controller (CI) runs the harness as nobody, never as root.
+    expected = "65534:65534" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    assert container.kwargs["user"] == expected
     assert container.kwargs["environment"]["HOME"] == "/home/lembench"
     assert container.kwargs["environment"]["LEMBENCH_IMAGE_DIGEST"] == "sha256:" + "ab" * 32
     assert not (io_dir / "fatal.json").exists()

@@ -44,6 +44,7 @@ def test_settings_defaults_filled(tmp_path: Path) -> None:
     assert suite.settings == {
         "runtime": "auto",
         "image": None,
+        "network": "none",
         "gpus": "all",
         "cycles": 1,
         "order": "interleaved",
@@ -154,7 +155,7 @@ def test_model_alias_resolves(tmp_path: Path) -> None:
 
 
 def test_model_relative_path_resolves_against_suite_folder(tmp_path: Path) -> None:
-    write(tmp_path, "suites/models/tiny.gguf", "not really gguf")
+    write(tmp_path, "suites/models/tiny.gguf", "GGUF magic, the rest is not checked")
     path = write(tmp_path, "suites/s.yaml", MINIMAL.replace("smollm2-135m", "models/tiny.gguf"))
     suite = load_suite(path)
     resolved = next(iter(suite.models.values()))
