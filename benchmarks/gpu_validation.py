@@ -424,7 +424,7 @@ def meter_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
             integrated_power_j(read_timeline(Path(r["_dir"]) / timeline)) if timeline else None
         )
         phases = (r.get("energy") or {}).get("phases") or {}
-        baseline = r.get("baseline") or {}
+        baseline = (r.get("energy") or {}).get("baseline") or {}
         gpu_idle = (baseline.get("power_w") or {}).get("gpu")
         if gpu_idle is not None and not baseline.get("cached"):
             idle.append(gpu_idle)

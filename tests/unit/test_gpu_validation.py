@@ -35,8 +35,8 @@ def _run(
         "energy": {
             "components": [{"domain": "gpu", "method": "nvml_counter", "energy_j": counter_j}],
             "phases": {"closure_rel_error": closure},
+            "baseline": {"power_w": {"gpu": idle_w}, "cached": False},
         },
-        "baseline": {"power_w": {"gpu": idle_w}, "cached": False},
     }
 
 
@@ -58,7 +58,7 @@ def test_meter_figures_against_hand_computed_values(tmp_path: Path) -> None:
 def test_cached_baselines_do_not_count_as_repeats(tmp_path: Path) -> None:
     a = _run(tmp_path, "a", 200.0, [200.0] * 11, 70.0, 0.0)
     b = _run(tmp_path, "b", 200.0, [200.0] * 11, 70.0, 0.0)
-    b["baseline"]["cached"] = True
+    b["energy"]["baseline"]["cached"] = True
     assert gv.meter_figures([a, b])["baseline_repeat_rel"] is None
 
 
