@@ -45,3 +45,16 @@ def test_the_contract_door_resolves_every_name():
 def test_harness_root_holds_only_entry_points():
     modules = sorted(p.name for p in (ROOT / "harness").glob("*.py"))
     assert modules == ["__init__.py", "__main__.py", "cli.py", "protocol.py"]
+
+
+def test_every_package_on_disk_is_shipped():
+    """A folder of code left out of pyproject's package list is missing from every image's wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("lembench", "harness")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert on_disk - listed == set()
