@@ -200,6 +200,7 @@ def derive(
     emit: Any,
 ) -> Measurement:
     """Everything the result says about a measured window, computed after it."""
+    from harness.contract.scope import energy_scope, scope_metrics
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.window.checks import WindowFacts, window_warnings
@@ -212,6 +213,10 @@ def derive(
     requests = request_timings(w.generations, w.t0)
     phases = _energy_breakdown(metrics, energy, session.baseline, w.samples, requests,
                                w.components)  # fmt: skip
+    # The measured part of the energy (the ranked figure) beside the whole system.
+    scope = energy_scope(w.components)
+    idle = None if session.baseline is None else session.baseline.power_w
+    metrics.update(scope_metrics(scope, metrics["tokens_out"], w.duration_s, idle))
     peak = _utilisation(session, config, metrics, flops, w.generations, traffic=bool(plan.traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
     quality = _score(plan.workload, w.produced, emit)  # after the window: the meters are stopped
@@ -248,6 +253,7 @@ def derive(
             "method": energy["method"],
             "is_estimate": energy["is_estimate"],
             "components": [c.to_dict() for c in w.components],
+            "scope": scope.to_dict(),
             "co2": co2_info,
             "baseline": None if session.baseline is None else session.baseline.to_dict(),
             "phases": phases,

@@ -36,7 +36,7 @@ def test_upgraded_v1_validates_against_the_current_schema(path: Path) -> None:
 
 def test_ok_v1_gains_every_v2_field_as_null() -> None:
     v2 = upgrade(load("result-v1-ok-synthetic.json"))
-    assert v2["schema_version"] == 4  # through v2, v3 (decoding, traffic null), v4 (quality)
+    assert v2["schema_version"] == 5  # through v2, v3 (decoding, traffic null), v4 (quality), v5
     assert v2["decoding"] is None and v2["traffic"] is None and v2["quality"] is None
     assert v2["timeline"] is None
     assert {k: v2["metrics"][k] for k in V2_METRICS} == dict.fromkeys(V2_METRICS)
@@ -54,7 +54,7 @@ def test_ok_v1_gains_every_v2_field_as_null() -> None:
 
 def test_failed_v1_gains_only_what_applies() -> None:
     v2 = upgrade(load("result-v1-failed-humaneval.json"))
-    assert v2["schema_version"] == 4 and v2["timeline"] is None
+    assert v2["schema_version"] == 5 and v2["timeline"] is None
     assert "metrics" not in v2 and "energy" not in v2 and "flops" not in v2
     assert v2["error"]["reason"] == "model_load_error"
 
@@ -72,11 +72,11 @@ def test_v2_is_returned_unchanged_and_upgrade_is_idempotent() -> None:
 
 
 def test_newer_versions_ask_for_a_newer_lembench() -> None:
-    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 5}
+    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 6}
     with pytest.raises(ValueError) as e:
         upgrade(future)
     assert str(e.value) == (
-        "result schema_version 5 is newer than this lembench (max 4); upgrade lembench"
+        "result schema_version 6 is newer than this lembench (max 5); upgrade lembench"
     )
 
 
@@ -98,7 +98,7 @@ def test_store_yields_upgraded_results(tmp_path: Path) -> None:
         _put(tmp_path, json.loads(path.read_text()))
     runs = list(ResultStore(tmp_path).iter_runs())
     assert len(runs) == len(V1_FILES)
-    assert all(r.result["schema_version"] == 4 and "timeline" in r.result for r in runs)
+    assert all(r.result["schema_version"] == 5 and "timeline" in r.result for r in runs)
     # The stored files themselves are never rewritten.
     assert all(
         json.loads((r.path / "result.json").read_text())["schema_version"] == 1 for r in runs
@@ -118,3 +118,45 @@ def test_store_skips_files_without_a_version(tmp_path: Path) -> None:
     bad = {k: v for k, v in good.items() if k != "schema_version"}
     _put(tmp_path, {**bad, "run_id": "other-run"})
     assert [r.run_id for r in ResultStore(tmp_path).iter_runs()] == [good["run_id"]]
+
+
+def _mixed_v4() -> dict:
+    """The frozen v4 run as a GPU host without RAPL would have written it: NVML measured the GPU,
+    codecarbon estimated CPU and DRAM (the whole result flagged an estimate in v4)."""
+    raw = load("result-v4-ok-synthetic.json")
+    energy, metrics = raw["energy"], raw["metrics"]
+    energy["components"].insert(
+        0,
+        {
+            "meter": "nvml",
+            "method": "nvml_counter",
+            "domain": "gpu",
+            "is_estimate": False,
+            "energy_j": 120.0,
+        },
+    )
+    energy["method"] = "nvml_counter+estimate_codecarbon"
+    energy["baseline"]["power_w"]["gpu"] = 30.0
+    metrics["energy_gpu_j"] = 120.0
+    metrics["energy_total_j"] += 120.0
+    return raw
+
+
+def test_v4_mixed_result_upgrades_to_its_measured_gpu_part() -> None:
+    raw = _mixed_v4()
+    m0 = raw["metrics"]
+    up = upgrade(raw)
+    assert validation_problem(up) is None
+    scope = up["energy"]["scope"]
+    assert scope["ranked"] == "measured"
+    assert scope["measured_domains"] == ["gpu"] and scope["measured_method"] == "nvml_counter"
+    assert scope["estimated_domains"] == ["cpu", "dram"]
+    m = up["metrics"]
+    assert m["energy_measured_j"] == 120.0
+    assert m["energy_estimated_j"] == pytest.approx(m0["energy_cpu_j"] + m0["energy_dram_j"])
+    assert m["j_per_output_token_measured"] == pytest.approx(120.0 / m0["tokens_out"])
+    # Net: only the GPU's idle power (30 W) is subtracted from the measured GPU energy.
+    net = 120.0 - 30.0 * m0["duration_s"]
+    assert m["energy_measured_net_j"] == pytest.approx(net)
+    assert m["j_per_output_token_measured_net"] == pytest.approx(net / m0["tokens_out"])
+    assert m["j_per_output_token"] == m0["j_per_output_token"]  # the whole system, unchanged
