@@ -42,6 +42,17 @@ def method_label(method: str | None, is_estimate: bool | None) -> str:
     return f"{escape(method)} ({ESTIMATE})" if is_estimate else escape(method)
 
 
+def system_label(row: dict[str, Any], key: str = "j_per_output_token_system_mean") -> str:
+    """The whole-system J/token shown beside a ranked measured one (mixed measured + estimated
+    runs, e.g. NVML GPU + codecarbon CPU/DRAM), labelled an estimate; '' otherwise."""
+    if row.get("energy_scope") != "measured" or not row.get("system_is_estimate"):
+        return ""
+    value = row.get(key)
+    if value is None:
+        return ""
+    return f"{fmt(value)} whole system ({ESTIMATE})"
+
+
 def grid_table(suite: Suite) -> Table:
     """The expanded grid of a suite (``lembench validate``)."""
     groups = group_experiments(suite)
@@ -122,7 +133,8 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
             str(row["batch_size"]),
             escape(row["workload"]),
             fmt_mean_std(row["j_per_output_token_mean"], row["j_per_output_token_std"]),
-            method_label(row["energy_method"], row["energy_is_estimate"]),
+            method_label(row["energy_method"], row["energy_is_estimate"])
+            + (f"; {system}" if (system := system_label(row)) else ""),
             fmt_mean_std(row["throughput_out_tok_s_mean"], row["throughput_out_tok_s_std"], ".1f"),
             fmt_ms(ttft),
             fmt_ms(itl),
@@ -160,7 +172,8 @@ def runs_table(frame: pl.DataFrame) -> Table:
             escape(r["model"]),
             str(r["batch_size"]),
             fmt(r["j_per_output_token"]),
-            method_label(r["energy_method"], r["energy_is_estimate"]),
+            method_label(r["energy_method"], r["energy_is_estimate"])
+            + (f"; {system}" if (system := system_label(r, "j_per_output_token_system")) else ""),
             fmt(r["throughput_out_tok_s"], ".1f"),
         )
     return table
@@ -240,6 +253,22 @@ def _run_metrics_table(r: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value")
     table.add_row("energy method", method_label(energy.get("method"), energy.get("is_estimate")))
+    scope = energy.get("scope") or {}
+    if scope.get("ranked") == "measured" and scope.get("estimated_domains"):
+        table.add_row(
+            "ranked (measured)",
+            f"{escape(', '.join(scope['measured_domains']))} by {escape(scope['measured_method'])}"
+            f": {fmt(m.get('j_per_output_token_measured'), '.4g')} J/out tok; "
+            f"{escape(', '.join(scope['estimated_domains']))} {ESTIMATE} beside it",
+        )
+    for key in (
+        "energy_measured_j",
+        "energy_estimated_j",
+        "j_per_output_token_measured",
+        "j_per_output_token_measured_net",
+    ):
+        if m.get(key) is not None:
+            table.add_row(key, fmt(m[key], ".4g"))
     for key in (
         "energy_total_j",
         "energy_gpu_j",
@@ -301,6 +330,10 @@ def _run_metrics_table(r: dict[str, Any]) -> Table:
 SUMMARY_METRICS = (
     ("j_per_output_token", "J/out tok", 1.0),
     ("j_per_output_token_net", "J/out tok (net)", 1.0),
+    ("j_per_output_token_system", "J/out tok whole system", 1.0),
+    ("j_per_output_token_system_net", "J/out tok whole system (net)", 1.0),
+    ("energy_measured_j", "measured energy J", 1.0),
+    ("energy_estimated_j", "estimated energy J", 1.0),
     ("j_per_input_token_prefill", "J/in tok prefill", 1.0),
     ("j_per_output_token_decode", "J/out tok decode", 1.0),
     ("energy_total_j", "energy J", 1.0),
@@ -343,7 +376,15 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
     if row["n_failed"]:
         runs += f", [red]{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
     lines.append(runs)
-    lines.append(f"energy method: {method_label(row['energy_method'], row['energy_is_estimate'])}")
+    lines.append(
+        f"energy method: {method_label(row['energy_method'], row['energy_is_estimate'])}"
+        + (
+            f" (ranked: the measured part); whole system: "
+            f"{method_label(row.get('system_method'), row.get('system_is_estimate'))}"
+            if system_label(row)
+            else ""
+        )
+    )
     stability = row.get("stability") or []
     lines.append(
         f"stability: [yellow]{escape(', '.join(stability))}[/yellow]"
@@ -374,7 +415,9 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
         half = ci_half_width(row, prefix)
         half = None if half is None else half * scale
         name = label
-        if row["energy_is_estimate"] and prefix.startswith(_ENERGY_PREFIXES):
+        ranked = prefix in ("j_per_output_token", "j_per_output_token_net", "energy_measured_j")
+        estimate = row["energy_is_estimate"] if ranked else row.get("system_is_estimate")
+        if prefix == "energy_estimated_j" or (estimate and prefix.startswith(_ENERGY_PREFIXES)):
             name += f" ({ESTIMATE})"
         table.add_row(
             name,
@@ -435,10 +478,20 @@ class Progress:
         head = f"[{self.done}/{self.total}] cycle {r['cycle']}/{r['cycles']} {r['experiment_id']}"
         if r["status"] == "ok":
             m, e = r["metrics"], r["energy"]
+            scope = e.get("scope") or {}
+            if scope.get("ranked") == "measured" and scope.get("estimated_domains"):
+                energy = (
+                    f"{fmt(m.get('j_per_output_token_measured'))} J/out tok "
+                    f"({escape(scope['measured_method'])}; {fmt(m['j_per_output_token'])} "
+                    f"whole system, {ESTIMATE})"
+                )
+            else:
+                energy = (
+                    f"{fmt(m['j_per_output_token'])} J/out tok "
+                    f"({method_label(e['method'], e['is_estimate'])})"
+                )
             self.console.print(
-                f"[green]✓[/green] {head} batch {r['config']['batch_size']}: "
-                f"{fmt(m['j_per_output_token'])} J/out tok "
-                f"({method_label(e['method'], e['is_estimate'])}), "
+                f"[green]✓[/green] {head} batch {r['config']['batch_size']}: {energy}, "
                 f"{m['throughput_out_tok_s']:.1f} tok/s",
                 highlight=False,
             )

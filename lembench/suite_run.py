@@ -88,10 +88,19 @@ def run_suite(
         r for r in store.iter_runs(suite.name) if r.result["invocation_id"] == outcome.invocation_id
     ]
     out.print(summary_table(summarise(runs_frame(outcome.stored)), title=f"{suite.name}: this run"))
-    if any(r.result.get("energy", {}).get("is_estimate") for r in outcome.stored):
+    energies = [r.result.get("energy") or {} for r in outcome.stored]
+    if any(e.get("is_estimate") for e in energies):
         out.print(
             "[yellow]Energy marked 'estimate' is modelled (no hardware meter), "
             "not measured.[/yellow]"
+        )
+    if any(
+        (e.get("scope") or {}).get("ranked") == "measured" and e.get("is_estimate")
+        for e in energies
+    ):
+        out.print(
+            "[yellow]Runs with measured and estimated components are ranked on the measured "
+            "part; their whole-system figure (an estimate) is shown beside it.[/yellow]"
         )
     out.print(
         f"{len(report.stored)} runs stored under {store.root / suite.name}/"
