@@ -306,6 +306,9 @@ def negative_net_energy(
     net = metrics.get("energy_net_j")
     if net is not None and net < 0:
         found.append(f"window {net:.4g} J")
+    measured_net = metrics.get("energy_measured_net_j")  # the ranked (measured) part's net
+    if measured_net is not None and measured_net < 0 and measured_net != net:
+        found.append(f"measured part {measured_net:.4g} J")
     if phases is not None:
         for key in ("prefill_j", "decode_j"):
             value = _get(phases, key)

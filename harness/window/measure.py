@@ -43,6 +43,8 @@ class Session:
     telemetry: Any = None  # harness.hardware.telemetry.Telemetry, None without NVML GPUs
     baseline: Baseline | None = None
     gpu_names: list[str] = field(default_factory=list)  # GPUs the model runs on (for MFU/MBU)
+    #: System CPU load (%) measured before the idle baseline (harness.window.host_load).
+    load_before_pct: float | None = None
 
 
 @dataclass
@@ -75,6 +77,8 @@ class Window:
     warmup: Any  # WarmupReport
     processes: list[dict[str, Any]]  # GPU compute processes seen before the window
     served: Any = None  # traffic: harness.workloads.traffic's served requests
+    #: harness.window.host_load.CpuSnapshot just before and just after the window (or None)
+    cpu: tuple[Any, Any] = (None, None)
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Measurement:
     traffic: dict[str, Any] | None
     timeline: dict[str, Any] | None
     warnings: list[dict[str, Any]]
+    host_load: dict[str, Any] | None = None
 
     def fill(self, result: dict[str, Any]) -> None:
         """Set the result's blocks (``traffic`` only for experiments under traffic)."""
@@ -136,6 +141,7 @@ def plan_experiment(session: Session, config: dict[str, Any]) -> Plan:
 
 def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) -> Window:
     """Warm up, then run the plan inside the meters and the timeline sampler."""
+    from harness.window.host_load import cpu_snapshot
     from harness.window.timeline import Timeline
     from harness.window.warmup import warm_up
 
@@ -169,6 +175,7 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
     generations: list[tuple[int, Generation]] = []
     produced: list[tuple[list[Prompt], list[Generation]]] = []
     served = None
+    cpu_before = cpu_snapshot()
     with ExitStack() as stack:
         for meter in session.meters:
             stack.enter_context(meter)
@@ -186,9 +193,10 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
                 produced.append((batch, out))
         samples = timeline.stop()
         t1 = time.perf_counter()
+    cpu_after = cpu_snapshot()
     components = [c for m in session.meters for c in m.components]
     return Window(t0, t1 - t0, generations, produced, samples, timeline.errors, components,
-                  warmup, processes, served)  # fmt: skip
+                  warmup, processes, served, (cpu_before, cpu_after))  # fmt: skip
 
 
 def derive(
@@ -204,6 +212,12 @@ def derive(
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.window.checks import WindowFacts, window_warnings
+    from harness.window.host_load import (
+        busy_host_warning,
+        cpu_count,
+        host_load,
+        other_gpu_processes,
+    )
 
     w = window
     energy = combine(w.components)
@@ -227,6 +241,15 @@ def derive(
 
         steady = steady_state_block(w.served, w.t0, w.samples, w.components)
         traffic = {**w.served.info, "steady_state": steady}
+    load = host_load(
+        *w.cpu,
+        cpus=cpu_count(),
+        window_s=w.duration_s,
+        load_before_pct=session.load_before_pct,
+        gpu_others=other_gpu_processes(
+            w.processes if session.telemetry is not None else None, [os.getpid()]
+        ),
+    )
     interval = session.measurement["timeline_interval_s"]
     timeline = _write_timeline(session, experiment_id, w.samples, interval, w.timeline_errors)
     facts = WindowFacts(
@@ -273,7 +296,10 @@ def derive(
         quality=quality,
         traffic=traffic,
         timeline=timeline,
-        warnings=window_warnings(facts) + quality_warnings(quality),
+        warnings=window_warnings(facts)
+        + [x for x in (busy_host_warning(load),) if x is not None]
+        + quality_warnings(quality),
+        host_load=load.to_dict(),
     )
 
 

@@ -41,7 +41,16 @@ ENERGY_METHODS: dict[str, tuple[str, str]] = {
 
 #: Measurement warning codes -> what they mean for the numbers.
 WARNING_CODES: dict[str, str] = {
-    "estimate_used": "Some energy is an estimate (a model), not a measurement.",
+    "estimate_used": (
+        "Some energy is an estimate (a model), not a measurement. When other components were "
+        "measured, the ranked figure is the measured part alone; the whole-system figure, with "
+        "the estimate, is shown beside it."
+    ),
+    "busy_host": (
+        "Other processes used at least 20% of all cores during the window or before the idle "
+        "baseline, or other processes computed on the measured GPUs: energy and speed include "
+        "other work (figures in the result's host_load block)."
+    ),
     "no_energy": "No meter produced an energy figure for the window.",
     "window_too_short": (
         "The measured window is shorter than 1 s or than 10 meter update periods: energy is "

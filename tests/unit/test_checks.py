@@ -369,3 +369,14 @@ def test_window_warnings_without_energy_skips_no_baseline():
         )
     )
     assert [w["code"] for w in warnings] == ["no_energy"]
+
+
+def test_negative_measured_part_is_warned_even_when_the_whole_is_positive():
+    # Mixed run: the estimated CPU keeps the whole-system net positive, the ranked GPU part is not.
+    metrics = {"energy_net_j": 12.0, "energy_measured_net_j": -3.0}
+    w = checks.negative_net_energy(None, metrics)
+    assert w is not None and "measured part -3 J" in w["message"]
+    assert (
+        checks.negative_net_energy(None, {"energy_net_j": 5.0, "energy_measured_net_j": 5.0})
+        is None
+    )
