@@ -89,6 +89,7 @@ def build_request(
         "load_group": launch.group_id,
         "cycle": launch.cycle,
         "cycles": suite.settings["cycles"],
+        "convergence": suite.settings.get("convergence"),
         "model": launch.model,
         "measurement": suite.settings["measurement"],
         "base_dir": str(suite.base_dir),

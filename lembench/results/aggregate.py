@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from lembench.errors import UserError
+from lembench.results.convergence import run_policy_columns, with_convergence
 from lembench.results.environment import (
     ENV_FIELDS,
     environment_fields,
@@ -145,6 +146,9 @@ RUN_SCHEMA: dict[str, Any] = {
     "flops_method": pl.String,
     **{m: pl.Int64 if m in _INT_METRICS else pl.Float64 for m in METRICS},
     "cv_threshold": pl.Float64,
+    "conv_min": pl.Int64,
+    "conv_max": pl.Int64,
+    "conv_ci": pl.Float64,
     "warnings": pl.Int64,
     "warning_codes": pl.List(pl.String),
     "started_at": pl.String,
@@ -270,6 +274,7 @@ def run_row(run: StoredRun) -> dict[str, Any]:
         "phases_method": (energy.get("phases") or {}).get("method"),
         "flops_method": flops.get("method"),
         "cv_threshold": requested.get("cv_threshold"),
+        **run_policy_columns(r),
         "warnings": len(warnings),
         "warning_codes": sorted({w["code"] for w in warnings}),
         "started_at": r["started_at"],
@@ -405,6 +410,9 @@ def summarise(
         joined("flops_method").alias("flops_method"),
         pl.col("warning_codes").explode().drop_nulls().unique().sort().alias("warning_codes"),
         pl.col("cv_threshold").drop_nulls().first().alias("_cv_threshold"),
+        pl.col("conv_min").drop_nulls().last().alias("_conv_min"),
+        pl.col("conv_max").drop_nulls().last().alias("_conv_max"),
+        pl.col("conv_ci").drop_nulls().last().alias("_conv_ci"),
     ]
     for m in METRICS:
         col = pl.col(m)
@@ -429,7 +437,7 @@ def summarise(
             (pl.col(f"{m}_mean") - half).alias(f"{m}_ci95_low"),
             (pl.col(f"{m}_mean") + half).alias(f"{m}_ci95_high"),
         ]
-    summary = summary.with_columns(intervals)
+    summary = with_convergence(summary.with_columns(intervals))
 
     threshold = (
         pl.lit(cv_threshold, dtype=pl.Float64)
@@ -471,6 +479,9 @@ def summarise(
         "flops_per_output_token",
         "stability",
         "warning_codes",
+        "convergence",
+        "convergence_metric",
+        "convergence_ci_pct",
     ]
     per_metric = [
         f"{m}_{s}" for m in METRICS for s in ("mean", "std", "n", "ci95_low", "ci95_high")
