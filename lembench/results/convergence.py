@@ -102,3 +102,32 @@ def run_policy_columns(result: dict[str, Any]) -> dict[str, Any]:
     if policy is None:
         return {"conv_min": None, "conv_max": None, "conv_ci": None}
     return {"conv_min": policy.min, "conv_max": policy.max, "conv_ci": policy.until_ci_pct}
+
+
+def state_of_rows(rows: list[dict[str, Any]], policy: Policy) -> tuple[str, float | None]:
+    """(state, interval half-width %) of one experiment from its runs' rows
+    (``aggregate.run_row``): the same rule as ``with_convergence``, for the run loop."""
+    from lembench.results.stats import ci_half_width_pct
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    values = [r[METRIC] for r in ok if r[METRIC] is not None]
+    if not values:
+        values = [r[FALLBACK_METRIC] for r in ok if r[FALLBACK_METRIC] is not None]
+    pct = ci_half_width_pct(values)
+    return convergence_state(policy, len(ok), len(rows) - len(ok), pct), pct
+
+
+def describe(state: str | None, pct: float | None, policy: Policy | None, n: int) -> str:
+    """One phrase for a table or a progress line, e.g. ``converged after 4 cycles (±3.1% <=
+    5%)``."""
+    if state is None or policy is None:
+        return ""
+    ci = "" if pct is None else f"±{pct:.2g}%"
+    if state == CONVERGED:
+        return f"converged after {n} cycles ({ci} <= {policy.until_ci_pct:g}%)"
+    if state == MAX_CYCLES:
+        target = f"{ci or 'no interval'} > {policy.until_ci_pct:g}%"
+        return f"not converged: stopped at max {policy.max} cycles ({target})"
+    if state == FAILING:
+        return f"stopped: {n} cycles, too many failed runs"
+    return f"running ({n} of {policy.min}-{policy.max} cycles{', ' + ci if ci else ''})"
