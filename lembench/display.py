@@ -53,6 +53,15 @@ def system_label(row: dict[str, Any], key: str = "j_per_output_token_system_mean
     return f"{fmt(value)} whole system ({ESTIMATE})"
 
 
+def convergence_label(row: dict[str, Any]) -> str:
+    """A summary row's convergence state, e.g. ``converged ±3.1%`` or ``max_cycles ±7.2%``
+    (cycles: {min, max, until_ci_pct}); the state is yellow unless converged."""
+    state = str(row.get("convergence"))
+    pct = row.get("convergence_ci_pct")
+    text = state + ("" if pct is None else f" ±{pct:.2g}%")
+    return text if state == "converged" else f"[yellow]{escape(text)}[/yellow]"
+
+
 def grid_table(suite: Suite) -> Table:
     """The expanded grid of a suite (``lembench validate``)."""
     groups = group_experiments(suite)
@@ -113,6 +122,8 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
         runs = f"{row['n_ok']}"
         if row["n_failed"]:
             runs += f" [red]+{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
+        if row.get("convergence"):
+            runs += f" ({convergence_label(row)})"
         ttft = row["ttft_p50_s_mean"]
         itl = row["itl_p50_s_mean"]
         flops = fmt(row["flops_per_output_token"], ".3g")
@@ -375,6 +386,8 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
     runs = f"runs: {row['n_ok']} ok"
     if row["n_failed"]:
         runs += f", [red]{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
+    if row.get("convergence"):
+        runs += f"; cycles until converged: {convergence_label(row)}"
     lines.append(runs)
     lines.append(
         f"energy method: {method_label(row['energy_method'], row['energy_is_estimate'])}"

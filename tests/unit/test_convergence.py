@@ -173,3 +173,21 @@ def test_request_and_result_carry_the_rule(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
     (run, *_) = list(store.iter_runs("conv"))
     assert run.result["convergence"] == {"min": 2, "max": 4, "until_ci_pct": 10}
+
+
+def test_summary_table_says_which(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from lembench.display import experiment_summary_view, summary_table
+
+    suite = _suite(tmp_path, "{min: 3, max: 5, until_ci_pct: 5}")
+    store = ResultStore(tmp_path / "results")
+    _run(suite, store, ScriptedHarness())
+    summary = summarise(runs_frame(store.iter_runs("conv")))
+    console = Console(record=True, width=250)
+    console.print(summary_table(summary, "conv"))
+    for row in summary.iter_rows(named=True):
+        console.print(experiment_summary_view(row))
+    text = console.export_text()
+    assert "converged ±" in text and "max_cycles ±" in text
+    assert "cycles until converged: max_cycles" in text
