@@ -50,9 +50,10 @@ def run_suite(
     they were stored. Failed experiments are stored with their reason and do not stop the suite;
     the caller decides the exit code from ``outcome.failed``.
     """
-    from lembench.display import Progress, summary_table
+    from lembench.display import summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
+    from lembench.progress import Progress
     from lembench.results.aggregate import runs_frame, summarise
     from lembench.runtimes import select_runtime
 
