@@ -43,7 +43,7 @@ def _run(tmp: Path, name: str) -> dict:
     return result
 
 
-def test_busy_host_is_warned_and_a_quiet_one_is_not(tmp_path: Path) -> None:
+def test_busy_host_is_warned(tmp_path: Path) -> None:
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
@@ -54,14 +54,16 @@ def test_busy_host_is_warned_and_a_quiet_one_is_not(tmp_path: Path) -> None:
     load = busy["host_load"]
     codes = {w["code"] for w in busy["warnings"]}
     assert "busy_host" in codes, (load, busy["warnings"])
-    # One of the cores was taken by the burner: its CPU time is the others' share.
+    # The burner's CPU time is other processes' share, before the baseline and in the window.
     assert load["busy"] and load["other_cpu_pct"] >= load["threshold_pct"]
     assert load["load_before_baseline_pct"] >= load["threshold_pct"]
 
+
+def test_quiet_host_is_not_warned(tmp_path: Path) -> None:
     before = psutil.cpu_percent(interval=1.0)
     if before > QUIET_PCT:
         pytest.skip(f"the machine is not quiet ({before:.0f}% CPU used by others' work)")
     quiet = _run(tmp_path, "quiet-host")
     assert "busy_host" not in {w["code"] for w in quiet["warnings"]}, quiet["host_load"]
     assert quiet["host_load"]["busy"] is False
-    assert quiet["host_load"]["other_cpu_pct"] < load["other_cpu_pct"]
+    assert quiet["host_load"]["other_cpu_pct"] < quiet["host_load"]["threshold_pct"]
