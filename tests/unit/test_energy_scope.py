@@ -27,6 +27,7 @@ from lembench.report.pages import row_html
 from lembench.report.table import build_rows
 from lembench.store import ResultStore
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
+from tests.helpers.plugins import register_backends
 from tests.unit import test_protocol as protocol
 
 pytest.importorskip("codecarbon")
@@ -49,13 +50,12 @@ class _GpuCounter:
 def mixed_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """One GPU behind the fake NVML, no powercap: auto picks NVML (gpu) + codecarbon (cpu, dram).
     The engine is the fake 'echo' backend of the protocol tests."""
-    monkeypatch.setitem(registry.BUILTIN_BACKENDS, "echo", "tests.helpers.echo_backend:EchoBackend")
-    registry._table.cache_clear()
+    register_backends(monkeypatch, {"echo": "tests.helpers.echo_backend:EchoBackend"})
     monkeypatch.setitem(sys.modules, "pynvml", FakePynvml([FakeGpu(energy_mj=_GpuCounter())]))
     monkeypatch.setenv("LEMBENCH_POWERCAP_ROOT", str(tmp_path / "no-powercap"))
     monkeypatch.setenv("LEMBENCH_CACHE_DIR", str(tmp_path / "cache"))
     yield
-    registry._table.cache_clear()
+    registry.reset()
 
 
 def _mixed_run(tmp_path: Path) -> list[dict]:
