@@ -42,6 +42,7 @@ from harness.contract.results import (
 from harness.hardware.environment import snapshot
 from harness.meters.base import MeterUnavailable
 from harness.window.baseline import measure_baseline
+from harness.window.host_load import load_before_baseline
 from harness.window.measure import LoadedBackend, Session, measure_experiment
 from harness.workloads import WorkloadError
 
@@ -142,11 +143,17 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
             telemetry=telemetry,
             gpu_names=_gpu_names(loaded.model_info.get("device"), environment),
         )
+        # The host's load before anything is measured: recorded with every window, and a cached
+        # baseline is only reused under the same load.
+        session.load_before_pct = load_before_baseline()
         if measurement["idle_baseline_s"] > 0 and meters:
             events.emit("baseline", seconds=measurement["idle_baseline_s"])
             try:
                 session.baseline = measure_baseline(
-                    meters, measurement["idle_baseline_s"], measurement["baseline_cache_s"]
+                    meters,
+                    measurement["idle_baseline_s"],
+                    measurement["baseline_cache_s"],
+                    load_pct=session.load_before_pct,
                 )
             except Exception:  # no baseline means no net energy (warned), not a failed group
                 log.error("idle baseline failed:\n%s", traceback.format_exc())

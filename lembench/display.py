@@ -1,4 +1,4 @@
-"""Terminal output: tables of grids, runs and summaries, and live progress of a suite run."""
+"""Terminal output: tables of grids, runs and summaries (live progress: lembench.progress)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
-from lembench.plan import Launch, group_experiments
+from lembench.plan import group_experiments
 from lembench.results.aggregate import ci_half_width, model_label, workload_label
 from lembench.results.environment import environment_key, hardware_label
 from lembench.store import StoredRun
@@ -40,6 +40,26 @@ def method_label(method: str | None, is_estimate: bool | None) -> str:
     if not method:
         return "-"
     return f"{escape(method)} ({ESTIMATE})" if is_estimate else escape(method)
+
+
+def system_label(row: dict[str, Any], key: str = "j_per_output_token_system_mean") -> str:
+    """The whole-system J/token shown beside a ranked measured one (mixed measured + estimated
+    runs, e.g. NVML GPU + codecarbon CPU/DRAM), labelled an estimate; '' otherwise."""
+    if row.get("energy_scope") != "measured" or not row.get("system_is_estimate"):
+        return ""
+    value = row.get(key)
+    if value is None:
+        return ""
+    return f"{fmt(value)} whole system ({ESTIMATE})"
+
+
+def convergence_label(row: dict[str, Any]) -> str:
+    """A summary row's convergence state, e.g. ``converged ±3.1%`` or ``max_cycles ±7.2%``
+    (cycles: {min, max, until_ci_pct}); the state is yellow unless converged."""
+    state = str(row.get("convergence"))
+    pct = row.get("convergence_ci_pct")
+    text = state + ("" if pct is None else f" ±{pct:.2g}%")
+    return text if state == "converged" else f"[yellow]{escape(text)}[/yellow]"
 
 
 def grid_table(suite: Suite) -> Table:
@@ -102,6 +122,8 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
         runs = f"{row['n_ok']}"
         if row["n_failed"]:
             runs += f" [red]+{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
+        if row.get("convergence"):
+            runs += f" ({convergence_label(row)})"
         ttft = row["ttft_p50_s_mean"]
         itl = row["itl_p50_s_mean"]
         flops = fmt(row["flops_per_output_token"], ".3g")
@@ -122,7 +144,8 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
             str(row["batch_size"]),
             escape(row["workload"]),
             fmt_mean_std(row["j_per_output_token_mean"], row["j_per_output_token_std"]),
-            method_label(row["energy_method"], row["energy_is_estimate"]),
+            method_label(row["energy_method"], row["energy_is_estimate"])
+            + (f"; {system}" if (system := system_label(row)) else ""),
             fmt_mean_std(row["throughput_out_tok_s_mean"], row["throughput_out_tok_s_std"], ".1f"),
             fmt_ms(ttft),
             fmt_ms(itl),
@@ -160,7 +183,8 @@ def runs_table(frame: pl.DataFrame) -> Table:
             escape(r["model"]),
             str(r["batch_size"]),
             fmt(r["j_per_output_token"]),
-            method_label(r["energy_method"], r["energy_is_estimate"]),
+            method_label(r["energy_method"], r["energy_is_estimate"])
+            + (f"; {system}" if (system := system_label(r, "j_per_output_token_system")) else ""),
             fmt(r["throughput_out_tok_s"], ".1f"),
         )
     return table
@@ -240,6 +264,22 @@ def _run_metrics_table(r: dict[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value")
     table.add_row("energy method", method_label(energy.get("method"), energy.get("is_estimate")))
+    scope = energy.get("scope") or {}
+    if scope.get("ranked") == "measured" and scope.get("estimated_domains"):
+        table.add_row(
+            "ranked (measured)",
+            f"{escape(', '.join(scope['measured_domains']))} by {escape(scope['measured_method'])}"
+            f": {fmt(m.get('j_per_output_token_measured'), '.4g')} J/out tok; "
+            f"{escape(', '.join(scope['estimated_domains']))} {ESTIMATE} beside it",
+        )
+    for key in (
+        "energy_measured_j",
+        "energy_estimated_j",
+        "j_per_output_token_measured",
+        "j_per_output_token_measured_net",
+    ):
+        if m.get(key) is not None:
+            table.add_row(key, fmt(m[key], ".4g"))
     for key in (
         "energy_total_j",
         "energy_gpu_j",
@@ -301,6 +341,10 @@ def _run_metrics_table(r: dict[str, Any]) -> Table:
 SUMMARY_METRICS = (
     ("j_per_output_token", "J/out tok", 1.0),
     ("j_per_output_token_net", "J/out tok (net)", 1.0),
+    ("j_per_output_token_system", "J/out tok whole system", 1.0),
+    ("j_per_output_token_system_net", "J/out tok whole system (net)", 1.0),
+    ("energy_measured_j", "measured energy J", 1.0),
+    ("energy_estimated_j", "estimated energy J", 1.0),
     ("j_per_input_token_prefill", "J/in tok prefill", 1.0),
     ("j_per_output_token_decode", "J/out tok decode", 1.0),
     ("energy_total_j", "energy J", 1.0),
@@ -342,8 +386,18 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
     runs = f"runs: {row['n_ok']} ok"
     if row["n_failed"]:
         runs += f", [red]{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
+    if row.get("convergence"):
+        runs += f"; cycles until converged: {convergence_label(row)}"
     lines.append(runs)
-    lines.append(f"energy method: {method_label(row['energy_method'], row['energy_is_estimate'])}")
+    lines.append(
+        f"energy method: {method_label(row['energy_method'], row['energy_is_estimate'])}"
+        + (
+            f" (ranked: the measured part); whole system: "
+            f"{method_label(row.get('system_method'), row.get('system_is_estimate'))}"
+            if system_label(row)
+            else ""
+        )
+    )
     stability = row.get("stability") or []
     lines.append(
         f"stability: [yellow]{escape(', '.join(stability))}[/yellow]"
@@ -374,7 +428,9 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
         half = ci_half_width(row, prefix)
         half = None if half is None else half * scale
         name = label
-        if row["energy_is_estimate"] and prefix.startswith(_ENERGY_PREFIXES):
+        ranked = prefix in ("j_per_output_token", "j_per_output_token_net", "energy_measured_j")
+        estimate = row["energy_is_estimate"] if ranked else row.get("system_is_estimate")
+        if prefix == "energy_estimated_j" or (estimate and prefix.startswith(_ENERGY_PREFIXES)):
             name += f" ({ESTIMATE})"
         table.add_row(
             name,
@@ -387,64 +443,3 @@ def experiment_summary_view(row: dict[str, Any]) -> Group:
     if row.get("pass_at_1_n") and row.get("pass_at_1_mean") == 0:
         after.append("J/solved task: undefined (no task was solved)")
     return Group(*lines, table, *after)
-
-
-class Progress:
-    """Progress of a suite run: one line per stored run, and the harness's current step."""
-
-    def __init__(self, console: Console, launches: list[Launch], cycles: int) -> None:
-        self.console = console
-        self.total = sum(len(launch.experiments) for launch in launches)
-        self.done = 0
-        self.cycles = cycles
-        self.status = console.status("starting", spinner="dots") if console.is_terminal else None
-
-    def __enter__(self) -> Progress:
-        if self.status is not None:
-            self.status.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.status is not None:
-            self.status.stop()
-
-    def _step(self, launch: Launch, text: str) -> None:
-        line = f"[{self.done}/{self.total}] cycle {launch.cycle}/{self.cycles} · {text}"
-        if self.status is not None:
-            self.status.update(line)
-        else:
-            self.console.print(line, highlight=False)
-
-    def on_event(self, launch: Launch, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "loading":
-            self._step(
-                launch, f"loading {escape(str(event.get('model')))} ({event.get('backend')})"
-            )
-        elif kind == "loaded":
-            self._step(launch, f"model loaded in {event.get('seconds')} s")
-        elif kind in ("warmup", "measuring", "scoring"):
-            exp = launch.experiments[int(event.get("index", 0))]
-            self._step(launch, f"{exp.experiment_id} batch {exp.config['batch_size']} · {kind}")
-        elif kind == "fatal":
-            self._step(launch, f"[red]harness gave up: {escape(str(event.get('message')))}[/red]")
-
-    def on_stored(self, run: StoredRun) -> None:
-        self.done += 1
-        r = run.result
-        head = f"[{self.done}/{self.total}] cycle {r['cycle']}/{r['cycles']} {r['experiment_id']}"
-        if r["status"] == "ok":
-            m, e = r["metrics"], r["energy"]
-            self.console.print(
-                f"[green]✓[/green] {head} batch {r['config']['batch_size']}: "
-                f"{fmt(m['j_per_output_token'])} J/out tok "
-                f"({method_label(e['method'], e['is_estimate'])}), "
-                f"{m['throughput_out_tok_s']:.1f} tok/s",
-                highlight=False,
-            )
-        else:
-            err = r["error"]
-            self.console.print(
-                f"[red]✗[/red] {head} failed: {err['reason']}: {escape(err['message'])}",
-                highlight=False,
-            )

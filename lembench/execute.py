@@ -33,6 +33,7 @@ from harness.contract.results import failed_result
 from harness.contract.schemas import error_path, first_error, schema_version
 from lembench import __version__
 from lembench.errors import UserError
+from lembench.gaps import ThermalGap
 from lembench.plan import Launch
 from lembench.runtimes import Runtime
 from lembench.runtimes.base import LOG_FILE
@@ -95,6 +96,7 @@ def build_request(
         "load_group": launch.group_id,
         "cycle": launch.cycle,
         "cycles": suite.settings["cycles"],
+        "convergence": suite.settings.get("convergence"),
         "model": launch.model,
         "measurement": suite.settings["measurement"],
         "base_dir": str(suite.base_dir),
@@ -208,14 +210,19 @@ def run_launches(
     invocation_id: str,
     on_event: Callable[[Launch, dict[str, Any]], None] | None = None,
     on_stored: Callable[[StoredRun], None] | None = None,
+    before_launch: Callable[[Launch], Launch | None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunReport:
     """Run ``launches`` in order, storing every experiment's run as soon as the harness has
     written its result (so an interrupted run keeps every finished measurement). ``on_event``
-    receives harness progress events as they appear; ``on_stored`` each stored run.
+    receives harness progress events as they appear; ``on_stored`` each stored run;
+    ``before_launch`` may narrow a launch to the experiments still to run (None: skip it), as
+    the convergence rule does; ``on_notice`` gets one-line notices (the thermal gap's).
 
     A store that fails (disk full) raises StoreWriteError and leaves the io folder in place;
     the next run of the suite stores what it holds."""
     report = RunReport(invocation_id)
+    gap = ThermalGap(suite.settings, on_notice)
     controller = controller_provenance(suite, runtime.name)
     work = store.work_dir(invocation_id)
     timeout_s = float(suite.settings["timeout_s"])
@@ -223,9 +230,15 @@ def run_launches(
     work.mkdir(parents=True)
     write_json_atomic(work / OWNER_FILE, {"suite": suite.name, "controller": controller})
     try:
-        for n, launch in enumerate(launches):
-            if n and suite.settings["gap_s"]:
-                time.sleep(suite.settings["gap_s"])
+        started = 0
+        for planned in launches:
+            launch = planned if before_launch is None else before_launch(planned)
+            if launch is None or not launch.experiments:
+                report.skipped += len(planned.experiments)
+                continue
+            if started:
+                gap.wait()  # thermal recovery between launches (lembench.gaps)
+            started += 1
             io_dir = work / f"{launch.group_id}-c{launch.cycle}"
             io_dir.mkdir(parents=True)
             request = build_request(suite, launch, invocation_id, controller)

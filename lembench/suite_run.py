@@ -6,11 +6,13 @@ so a reproduction's runs are planned, stored and summarised exactly like any oth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from lembench.plan import Launch
 from lembench.store import ResultStore, StoredRun
 from lembench.store_lock import prepare_folder, suite_lock
 from lembench.store_recovery import recover
@@ -23,10 +25,12 @@ class SuiteRunOutcome:
 
     suite: Suite
     store: ResultStore
-    total: int  # runs the suite asks for (experiments x cycles)
+    total: int  # runs the suite asks for (experiments x cycles; x max cycles when converging)
     skipped: int  # runs already stored and skipped (--resume)
     invocation_id: str | None = None  # None when there was nothing to run
     stored: list[StoredRun] = field(default_factory=list)  # this invocation's runs, ok and failed
+    #: experiment id -> (convergence state, half-width %) with cycles: {min, max, until_ci_pct}
+    convergence: dict[str, tuple[str, float | None]] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[StoredRun]:
@@ -67,9 +71,10 @@ def _run_locked(
     resume: bool,
     runtime_name: str | None,
 ) -> SuiteRunOutcome:
-    from lembench.display import Progress, summary_table
+    from lembench.display import summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
+    from lembench.progress import Progress
     from lembench.results.aggregate import runs_frame, summarise
     from lembench.runtimes import select_runtime
 
@@ -84,11 +89,14 @@ def _run_locked(
     )
     if notice:
         err.print(notice, soft_wrap=True)
+    tracker = Tracker.start(suite, store) if suite.settings.get("convergence") else None
+    upto = "up to " if tracker is not None else ""
     out.print(
-        f"suite [bold]{suite.name}[/bold]: {len(suite.experiments)} experiments x {cycles} cycles"
-        f" = {total} runs in {len(launches)} harness launches (runtime: {runtime.name},"
-        f" order: {suite.settings['order']})"
+        f"suite [bold]{suite.name}[/bold]: {len(suite.experiments)} experiments x {upto}{cycles}"
+        f" cycles = {upto}{total} runs in {upto}{len(launches)} harness launches (runtime:"
+        f" {runtime.name}, order: {suite.settings['order']})"
         + (f"; {total - todo} already stored, skipped" if resume else "")
+        + (f"; {tracker.rule}" if tracker is not None else "")
     )
     if not launches:
         out.print("nothing to do: every run is already stored")
@@ -102,16 +110,33 @@ def _run_locked(
             runtime,
             outcome.invocation_id,
             on_event=progress.on_event,
-            on_stored=progress.on_stored,
+            on_stored=progress.on_stored
+            if tracker is None
+            else lambda run: (progress.on_stored(run), tracker.add(run)),
+            before_launch=None if tracker is None else tracker.narrow,
+            on_notice=lambda line: err.print(f"[yellow]{line}[/yellow]", soft_wrap=True),
         )
     outcome.stored = [
         r for r in store.iter_runs(suite.name) if r.result["invocation_id"] == outcome.invocation_id
     ]
     out.print(summary_table(summarise(runs_frame(outcome.stored)), title=f"{suite.name}: this run"))
-    if any(r.result.get("energy", {}).get("is_estimate") for r in outcome.stored):
+    if tracker is not None:
+        outcome.convergence = tracker.states()
+        for line in tracker.report_lines():
+            out.print(line, highlight=False)
+    energies = [r.result.get("energy") or {} for r in outcome.stored]
+    if any(e.get("is_estimate") for e in energies):
         out.print(
             "[yellow]Energy marked 'estimate' is modelled (no hardware meter), "
             "not measured.[/yellow]"
+        )
+    if any(
+        (e.get("scope") or {}).get("ranked") == "measured" and e.get("is_estimate")
+        for e in energies
+    ):
+        out.print(
+            "[yellow]Runs with measured and estimated components are ranked on the measured "
+            "part; their whole-system figure (an estimate) is shown beside it.[/yellow]"
         )
     out.print(
         f"{len(report.stored)} runs stored under {store.root / suite.name}/"
@@ -119,3 +144,65 @@ def _run_locked(
         f"`lembench results list --suite {suite.name}` lists them."
     )
     return outcome
+
+
+class Tracker:
+    """Cycles until converged (``cycles: {min, max, until_ci_pct}``): keeps each experiment's run
+    rows, seeded from the store (so ``--resume`` goes on from what is stored) and updated as runs
+    are stored, and narrows every planned launch to the experiments still running
+    (``lembench.results.convergence``)."""
+
+    def __init__(self, suite: Suite, policy: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
+        self.suite, self.policy, self.rows = suite, policy, rows
+
+    @classmethod
+    def start(cls, suite: Suite, store: ResultStore) -> Tracker:
+        from lembench.results.aggregate import run_row
+        from lembench.results.convergence import Policy
+
+        rows: dict[str, list[dict[str, Any]]] = {e.experiment_id: [] for e in suite.experiments}
+        for run in store.iter_runs(suite.name):
+            if run.result["experiment_id"] in rows:
+                rows[run.result["experiment_id"]].append(run_row(run))
+        return cls(suite, Policy.from_dict(suite.settings["convergence"]), rows)
+
+    @property
+    def rule(self) -> str:
+        p = self.policy
+        return (
+            f"each experiment stops once its 95% interval of J/token is within "
+            f"±{p.until_ci_pct:g}% (after {p.min} cycles, at most {p.max})"
+        )
+
+    def add(self, run: StoredRun) -> None:
+        from lembench.results.aggregate import run_row
+
+        if run.result["experiment_id"] in self.rows:
+            self.rows[run.result["experiment_id"]].append(run_row(run))
+
+    def state(self, experiment_id: str) -> tuple[str, float | None]:
+        from lembench.results.convergence import state_of_rows
+
+        return state_of_rows(self.rows[experiment_id], self.policy)
+
+    def states(self) -> dict[str, tuple[str, float | None]]:
+        return {eid: self.state(eid) for eid in self.rows}
+
+    def narrow(self, launch: Launch) -> Launch | None:
+        """``launch`` without the experiments that have stopped; None when none is left."""
+        from lembench.results.convergence import STOPPED
+
+        todo = tuple(e for e in launch.experiments if self.state(e.experiment_id)[0] not in STOPPED)
+        if not todo:
+            return None
+        return launch if len(todo) == len(launch.experiments) else replace(launch, experiments=todo)
+
+    def report_lines(self) -> list[str]:
+        """One line per experiment: converged after n cycles, or stopped at max, or why."""
+        from lembench.results.convergence import describe
+
+        lines = []
+        for eid, rows in self.rows.items():
+            state, pct = self.state(eid)
+            lines.append(f"{eid}: {describe(state, pct, self.policy, len(rows))}")
+        return lines

@@ -36,8 +36,31 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "energy_dram_j": ("J", "DRAM energy over the window (gross), from RAPL or an estimate."),
     "energy_total_j": (
         "J",
-        "Sum of the measured domains; its method is the '+'-joined component methods.",
+        "Sum of every domain's component, measured or estimated (the whole-system figure); its "
+        "method is the '+'-joined component methods.",
     ),
+    "energy_measured_j": (
+        "J",
+        "Sum of the components that were measured (NVML, RAPL), never of estimates: the ranked "
+        "energy. A mixed result (NVML GPU + codecarbon CPU/DRAM estimate) is ranked on its GPU "
+        "energy; null when every component is an estimate.",
+    ),
+    "energy_estimated_j": (
+        "J",
+        "Sum of the estimated components (codecarbon's model); energy_total_j = energy_measured_j "
+        "+ energy_estimated_j is the whole-system figure, labelled an estimate when this is set.",
+    ),
+    "energy_measured_net_j": (
+        "J",
+        "energy_measured_j - idle power of the measured domains x duration_s (flagged when "
+        "negative).",
+    ),
+    "j_per_output_token_measured": (
+        "J/token",
+        "energy_measured_j / tokens_out: the J/token that is ranked as measured; the "
+        "whole-system j_per_output_token is shown beside it.",
+    ),
+    "j_per_output_token_measured_net": ("J/token", "energy_measured_net_j / tokens_out."),
     "avg_power_w": ("W", "energy_total_j / duration_s."),
     "idle_power_w": (
         "W",

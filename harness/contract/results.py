@@ -23,6 +23,7 @@ def base_result(
         "load_group": request["load_group"],
         "cycle": request["cycle"],
         "cycles": request["cycles"],
+        "convergence": request.get("convergence"),
         "config": experiment["config"],
         "started_at": started_at,
         "ended_at": started_at,

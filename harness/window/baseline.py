@@ -4,12 +4,18 @@ Measured after the model is loaded (memory resident, GPU idle) and before warmup
 meters as the measured windows, as one window of ``duration_s`` in which the harness only sleeps.
 Idle power per domain = the window's energy / its duration.
 
-Baselines are cached per machine and device set, so a suite of many load groups does not pay for
-one each time: a JSON file per key under ``$LEMBENCH_CACHE_DIR/baselines/`` (else
-``~/.cache/lembench/baselines/``), keyed by the hostname and, per meter, its name and devices
-(NVML GPU UUIDs, RAPL zones). A cached baseline is reused when it is at most ``cache_s`` old and
-was measured over at least (about) the requested duration; an old, unreadable or foreign cache
-file is simply measured over, never an error. ``cache_s == 0`` never reuses (but still records).
+Baselines are cached per machine, boot and device set, so a suite of many load groups does not pay
+for one each time: a JSON file per key under ``$LEMBENCH_CACHE_DIR/baselines/`` (else
+``~/.cache/lembench/baselines/``), keyed by the hostname, the boot (the kernel's boot id: idle
+power after a reboot, driver reload or new power settings is another machine's) and, per meter,
+its name and devices (NVML GPU UUIDs, RAPL zones). A cached baseline is reused only when it is at
+most ``cache_s`` old, was measured over at least (about) the requested duration, and the host's CPU
+load now (measured before the baseline, ``harness.window.host_load``) is within
+``LOAD_TOLERANCE_PCT`` of the load it was measured under: an idle power taken while another
+process was busy (or quiet) would be subtracted from a window under other conditions and give a
+wrong, even negative, net energy. Without a load figure nothing is reused. An old, unreadable or
+foreign cache file is simply measured over, never an error. ``cache_s == 0`` never reuses (but
+still records).
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ from harness.meters.chain import combine
 
 log = logging.getLogger("harness")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: keyed by boot, entries carry the load they were measured under
+#: A cached baseline is reused only when the CPU load now is within this many percentage points
+#: of the load it was measured under.
+LOAD_TOLERANCE_PCT = 10.0
 #: A cached baseline measured over less than this share of the requested duration is not reused.
 _MIN_DURATION_SHARE = 0.95
 
@@ -73,11 +82,26 @@ def _identity(meter: Meter) -> dict[str, Any]:
     return ident
 
 
+def boot_id() -> str | None:
+    """This boot of the machine: the kernel's random boot id (Linux), else the boot time."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return f"boot-time-{psutil.boot_time():.0f}"
+    except Exception:
+        return None
+
+
 def cache_key(meters: list[Meter]) -> dict[str, Any]:
-    """The cache key of ``meters`` on this host (a JSON-able dict)."""
+    """The cache key of ``meters`` on this host and boot (a JSON-able dict)."""
     return {
         "version": CACHE_VERSION,
         "hostname": socket.gethostname(),
+        "boot": boot_id(),
         "meters": sorted((_identity(m) for m in meters), key=lambda i: i["name"]),
     }
 
@@ -88,7 +112,12 @@ def _cache_path(key: dict[str, Any], folder: Path) -> Path:
 
 
 def _load(
-    path: Path, key: dict[str, Any], duration_s: float, cache_s: float, now: float
+    path: Path,
+    key: dict[str, Any],
+    duration_s: float,
+    cache_s: float,
+    now: float,
+    load_pct: float | None,
 ) -> Baseline | None:
     """The cached baseline at ``path`` if it is usable; None otherwise (never raises)."""
     try:
@@ -97,6 +126,10 @@ def _load(
             return None
         age = now - float(entry["measured_at_epoch"])
         if not 0 <= age <= cache_s:
+            return None
+        then = entry.get("load_pct")
+        if load_pct is None or then is None or abs(float(then) - load_pct) > LOAD_TOLERANCE_PCT:
+            log.info("not reusing baseline %s: load now %s%%, then %s%%", path, load_pct, then)
             return None
         data = dict(entry["baseline"])
         if float(data["duration_s"]) < _MIN_DURATION_SHARE * duration_s:
@@ -118,8 +151,15 @@ def _load(
     return baseline
 
 
-def _store(path: Path, key: dict[str, Any], baseline: Baseline, epoch: float) -> None:
-    entry = {"key": key, "measured_at_epoch": epoch, "baseline": baseline.to_dict()}
+def _store(
+    path: Path, key: dict[str, Any], baseline: Baseline, epoch: float, load_pct: float | None
+) -> None:
+    entry = {
+        "key": key,
+        "measured_at_epoch": epoch,
+        "load_pct": load_pct,
+        "baseline": baseline.to_dict(),
+    }
     try:
         write_json_atomic(path, entry)
     except (OSError, ValueError) as exc:  # a read-only home must not fail the run
@@ -135,11 +175,13 @@ def measure_baseline(
     *,
     wall: Callable[[], float] = time.time,
     folder: Path | None = None,
+    load_pct: float | None = None,
 ) -> Baseline | None:
     """Idle power of ``meters``' domains: a cached baseline, or one idle window of ``duration_s``.
 
     None when ``duration_s`` is 0 or there are no meters. ``clock``/``sleep`` time the idle
-    window, ``wall`` (epoch seconds) dates cache entries; ``folder`` overrides ``cache_dir()``.
+    window, ``wall`` (epoch seconds) dates cache entries; ``folder`` overrides ``cache_dir()``;
+    ``load_pct`` is the host's CPU load now (a cached baseline needs a similar one to be reused).
     Meter errors propagate (the caller decides: a ``no_baseline`` warning).
     """
     if duration_s <= 0 or not meters:
@@ -148,7 +190,7 @@ def measure_baseline(
     key = cache_key(meters)
     path = _cache_path(key, folder)
     if cache_s > 0:
-        cached = _load(path, key, duration_s, cache_s, wall())
+        cached = _load(path, key, duration_s, cache_s, wall(), load_pct)
         if cached is not None:
             return cached
 
@@ -181,5 +223,5 @@ def measure_baseline(
         method=energy["method"],
         is_estimate=energy["is_estimate"],
     )
-    _store(path, key, baseline, epoch)
+    _store(path, key, baseline, epoch, load_pct)
     return baseline

@@ -79,7 +79,17 @@ def estimate_used(energy: Mapping[str, Any], components: Iterable[Any]) -> Warni
     """Some energy is an estimate (``energy`` is ``harness.meters.chain.combine``'s output)."""
     if not energy.get("is_estimate"):
         return None
+    components = list(components)
     methods = sorted({c.method for c in components if c.is_estimate})
+    measured = [c.domain for c in components if not c.is_estimate]
+    if measured:  # mixed: the measured part is ranked, the estimate only shown beside it
+        estimated = [c.domain for c in components if c.is_estimate]
+        return warning(
+            "estimate_used",
+            f"{', '.join(estimated)} energy is an estimate ({', '.join(methods)}): the ranked "
+            f"figure is the measured {', '.join(measured)} part alone; the whole-system figure "
+            "includes the estimate (use a machine with readable RAPL to measure it)",
+        )
     return warning(
         "estimate_used",
         f"energy includes an estimate ({', '.join(methods) or 'unknown method'}), not a "
@@ -311,6 +321,9 @@ def negative_net_energy(
     net = metrics.get("energy_net_j")
     if net is not None and net < 0:
         found.append(f"window {net:.4g} J")
+    measured_net = metrics.get("energy_measured_net_j")  # the ranked (measured) part's net
+    if measured_net is not None and measured_net < 0 and measured_net != net:
+        found.append(f"measured part {measured_net:.4g} J")
     if phases is not None:
         for key in ("prefill_j", "decode_j"):
             value = _get(phases, key)

@@ -43,6 +43,8 @@ class Session:
     telemetry: Any = None  # harness.hardware.telemetry.Telemetry, None without NVML GPUs
     baseline: Baseline | None = None
     gpu_names: list[str] = field(default_factory=list)  # GPUs the model runs on (for MFU/MBU)
+    #: System CPU load (%) measured before the idle baseline (harness.window.host_load).
+    load_before_pct: float | None = None
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Window:
     processes: list[dict[str, Any]]  # GPU compute processes seen before the window
     served: Any = None  # traffic: harness.workloads.traffic's served requests
     outside_load: list[dict[str, Any]] = field(default_factory=list)  # busy GPUs not measured
+    #: harness.window.host_load.CpuSnapshot just before and just after the window (or None)
+    cpu: tuple[Any, Any] = (None, None)
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Measurement:
     traffic: dict[str, Any] | None
     timeline: dict[str, Any] | None
     warnings: list[dict[str, Any]]
+    host_load: dict[str, Any] | None = None
 
     def fill(self, result: dict[str, Any]) -> None:
         """Set the result's blocks (``traffic`` only for experiments under traffic)."""
@@ -137,6 +142,7 @@ def plan_experiment(session: Session, config: dict[str, Any]) -> Plan:
 
 def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) -> Window:
     """Warm up, then run the plan inside the meters and the timeline sampler."""
+    from harness.window.host_load import cpu_snapshot
     from harness.window.timeline import Timeline
     from harness.window.warmup import warm_up
 
@@ -170,6 +176,7 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
     generations: list[tuple[int, Generation]] = []
     produced: list[tuple[list[Prompt], list[Generation]]] = []
     served = None
+    cpu_before = cpu_snapshot()
     with ExitStack() as stack:
         for meter in session.meters:
             stack.enter_context(meter)
@@ -189,9 +196,10 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
         t1 = time.perf_counter()
     # Read right after the window (outside the measured region): load on GPUs not measured.
     outside = session.telemetry.outside_load() if session.telemetry is not None else []
+    cpu_after = cpu_snapshot()
     components = [c for m in session.meters for c in m.components]
     return Window(t0, t1 - t0, generations, produced, samples, timeline.errors, components,
-                  warmup, processes, served, outside)  # fmt: skip
+                  warmup, processes, served, outside, (cpu_before, cpu_after))  # fmt: skip
 
 
 def derive(
@@ -203,9 +211,16 @@ def derive(
     emit: Any,
 ) -> Measurement:
     """Everything the result says about a measured window, computed after it."""
+    from harness.contract.scope import energy_scope, scope_metrics
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.window.checks import WindowFacts, window_warnings
+    from harness.window.host_load import (
+        busy_host_warning,
+        cpu_count,
+        host_load,
+        other_gpu_processes,
+    )
 
     w = window
     energy = combine(w.components)
@@ -215,6 +230,10 @@ def derive(
     requests = request_timings(w.generations, w.t0)
     phases = _energy_breakdown(metrics, energy, session.baseline, w.samples, requests,
                                w.components)  # fmt: skip
+    # The measured part of the energy (the ranked figure) beside the whole system.
+    scope = energy_scope(w.components)
+    idle = None if session.baseline is None else session.baseline.power_w
+    metrics.update(scope_metrics(scope, metrics["tokens_out"], w.duration_s, idle))
     peak = _utilisation(session, config, metrics, flops, w.generations, traffic=bool(plan.traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
     quality = _score(plan.workload, w.produced, emit)  # after the window: the meters are stopped
@@ -225,6 +244,15 @@ def derive(
 
         steady = steady_state_block(w.served, w.t0, w.samples, w.components)
         traffic = {**w.served.info, "steady_state": steady}
+    load = host_load(
+        *w.cpu,
+        cpus=cpu_count(),
+        window_s=w.duration_s,
+        load_before_pct=session.load_before_pct,
+        gpu_others=other_gpu_processes(
+            w.processes if session.telemetry is not None else None, [os.getpid()]
+        ),
+    )
     interval = session.measurement["timeline_interval_s"]
     timeline = _write_timeline(session, experiment_id, w.samples, interval, w.timeline_errors)
     facts = WindowFacts(
@@ -252,6 +280,7 @@ def derive(
             "method": energy["method"],
             "is_estimate": energy["is_estimate"],
             "components": [c.to_dict() for c in w.components],
+            "scope": scope.to_dict(),
             "co2": co2_info,
             "baseline": None if session.baseline is None else session.baseline.to_dict(),
             "phases": phases,
@@ -271,7 +300,10 @@ def derive(
         quality=quality,
         traffic=traffic,
         timeline=timeline,
-        warnings=window_warnings(facts) + quality_warnings(quality),
+        warnings=window_warnings(facts)
+        + [x for x in (busy_host_warning(load),) if x is not None]
+        + quality_warnings(quality),
+        host_load=load.to_dict(),
     )
 
 

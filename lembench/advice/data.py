@@ -20,6 +20,7 @@ from harness.contract.registry import option_block
 from lembench.advice.sizes import params_from_name
 from lembench.errors import UserError
 from lembench.results.aggregate import METRICS, model_label, runs_frame, summarise
+from lembench.results.scope import energy_scope_of
 from lembench.results.summary import Stat, stat_of
 from lembench.store import RESULT_FILE, ResultStore, SkippedFile, StoredRun
 
@@ -79,6 +80,9 @@ class Experiment:
     config: dict[str, Any]
     co2_intensity: float | None = None  # g CO2 per kWh recorded by the runs (one value) or None
     co2_source: str | None = None
+    #: The whole-system figures (measured + estimated components) are an estimate while the
+    #: ranked ones are measured: a mixed run, shown with its whole-system J/token beside.
+    system_is_estimate: bool = False
 
     def stat(self, metric: str) -> Stat | None:
         return self.stats.get(metric)
@@ -176,7 +180,12 @@ def load(results: Path, suite: str | None = None, allow_mixed: bool = False) -> 
                 firsts[key] = r
             if ok:
                 energy = _dict(r.get("energy"))
-                kinds.setdefault(key, set()).add(bool(energy.get("is_estimate")))
+                # The kind of the ranked figure: a mixed run (NVML GPU + estimated CPU) is
+                # measured, ranked on its measured part.
+                ranked, _ = energy_scope_of(energy, _dict(r.get("metrics")))
+                kinds.setdefault(key, set()).add(
+                    ranked != "measured" and bool(energy.get("is_estimate"))
+                )
                 intensity = _number(_dict(energy.get("co2")).get("carbon_intensity_g_per_kwh"))
                 if intensity is not None:
                     co2.setdefault(key, set()).add((intensity, _co2_source(energy["co2"])))
@@ -265,6 +274,8 @@ def _experiment(
         config=cfg,
         co2_intensity=intensity,
         co2_source=source,
+        system_is_estimate=bool(row.get("system_is_estimate"))
+        and not bool(row["energy_is_estimate"]),
     )
 
 

@@ -36,6 +36,10 @@ def _j_cell(e: Experiment) -> str:
         return "-"
     half = None if s.low is None or s.high is None else (s.high - s.low) / 2
     text = f"{s.mean:.3g}" + (f" ± {half:.2g}" if half is not None else "")
+    system = e.stat("j_per_output_token_system")
+    if e.system_is_estimate and system is not None and system.mean is not None:
+        # Ranked on the measured part; the whole system (with modelled parts) beside it.
+        text += f"; {system.mean:.3g} whole system ({ESTIMATE})"
     return text + (f" ({ESTIMATE})" if e.is_estimate else "")
 
 

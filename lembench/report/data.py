@@ -19,6 +19,7 @@ import polars as pl
 
 from lembench.errors import UserError
 from lembench.results.aggregate import runs_frame, summarise
+from lembench.results.scope import RANKED, energy_scope_of
 from lembench.results.summary import Stat  # noqa: F401 - the report's name for it
 from lembench.store import ResultStore, SkippedFile, StoredRun
 
@@ -27,6 +28,7 @@ from lembench.store import ResultStore, SkippedFile, StoredRun
 RUN_METRICS: dict[str, tuple[str, str | None]] = {
     "j_per_output_token": ("j_per_output_token", None),
     "j_per_output_token_net": ("j_per_output_token_net", None),
+    "j_per_output_token_system": ("j_per_output_token", None),
     "throughput_out_tok_s": ("throughput_out_tok_s", None),
     "ttft_p50_s": ("ttft_s", "p50"),
     "ttft_p99_s": ("ttft_s", "p99"),
@@ -120,8 +122,8 @@ class RunInfo:
     error_message: str | None
     started_at: str
     path: Path
-    energy_method: str | None
-    is_estimate: bool
+    energy_method: str | None  # of the ranked figure (the measured part when there is one)
+    is_estimate: bool  # the ranked figure is an estimate (nothing was measured)
     numbers: dict[str, float | None]
     warnings: list[tuple[str, str]]
     batches: list[tuple[float, float | None, float]]
@@ -129,6 +131,8 @@ class RunInfo:
     baseline: dict[str, Any] | None
     timeline_file: Path | None  # only a plain file name inside the run folder is trusted
     quality: dict[str, Any] | None = None  # the result's quality block (scored workloads)
+    system_method: str | None = None  # every component's method (measured + estimated)
+    system_is_estimate: bool = False  # the whole-system figure includes a modelled component
 
     @property
     def ok(self) -> bool:
@@ -176,13 +180,18 @@ class Experiment:
 def run_info(run: StoredRun) -> RunInfo:
     """Extract the page-relevant parts of one stored run."""
     r = run.result
-    m = _dict(r.get("metrics"))
     energy = _dict(r.get("energy"))
+    # The ranked J/token is the measured part when any component was measured (as the
+    # aggregation ranks it); the whole-system one is kept as j_per_output_token_system.
+    ranked, m = energy_scope_of(energy, _dict(r.get("metrics")))
+    measured = ranked == "measured"
     error = _dict(r.get("error"))
     numbers: dict[str, float | None] = {}
     for name, (key, sub) in RUN_METRICS.items():
         value = m.get(key)
         numbers[name] = number(_dict(value).get(sub) if sub else value)
+    for name, (measured_key, system_key) in RANKED.items():
+        numbers[name] = number(m.get(measured_key if measured else system_key))
     timeline = _dict(r.get("timeline"))
     file = timeline.get("file")
     timeline_file = run.path / file if isinstance(file, str) and _SAFE_NAME.match(file) else None
@@ -195,8 +204,12 @@ def run_info(run: StoredRun) -> RunInfo:
         error_message=text(error.get("message")) or None,
         started_at=text(r.get("started_at")),
         path=run.path,
-        energy_method=text(energy.get("method")) or None,
-        is_estimate=bool(energy.get("is_estimate")),
+        energy_method=(text(_dict(energy.get("scope")).get("measured_method")) if measured else "")
+        or text(energy.get("method"))
+        or None,
+        is_estimate=not measured and bool(energy.get("is_estimate")),
+        system_method=text(energy.get("method")) or None,
+        system_is_estimate=bool(energy.get("is_estimate")),
         numbers=numbers,
         warnings=[
             (text(w.get("code"), "?"), text(w.get("message")))

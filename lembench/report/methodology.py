@@ -18,7 +18,16 @@ def energy_methods() -> dict[str, tuple[str, str]]:
 
 #: Measurement warning codes -> what they mean for the numbers.
 WARNING_CODES: dict[str, str] = {
-    "estimate_used": "Some energy is an estimate (a model), not a measurement.",
+    "estimate_used": (
+        "Some energy is an estimate (a model), not a measurement. When other components were "
+        "measured, the ranked figure is the measured part alone; the whole-system figure, with "
+        "the estimate, is shown beside it."
+    ),
+    "busy_host": (
+        "Other processes used at least 20% of all cores during the window or before the idle "
+        "baseline, or other processes computed on the measured GPUs: energy and speed include "
+        "other work (figures in the result's host_load block)."
+    ),
     "no_energy": "No meter produced an energy figure for the window.",
     "window_too_short": (
         "The measured window is shorter than 1 s or than 10 meter update periods: energy is "
@@ -66,14 +75,41 @@ AGGREGATION: tuple[tuple[str, str], ...] = (
     (
         "Mean, std, n, 95% CI",
         "Per metric, over the successful cycles: the mean, the sample standard deviation, n, and "
-        "the 95% Student t-interval mean ± t(0.975, n-1) x std / sqrt(n). With one cycle there is "
-        "no interval.",
+        "the 95% Student t-interval mean ± t(0.975, n-1) x std / sqrt(n), with the t quantile "
+        "from scipy.stats. With one cycle there is no interval.",
+    ),
+    (
+        "Cycles until converged",
+        "With cycles: {min, max, until_ci_pct} each experiment is repeated cycle by cycle until "
+        "the 95% t-interval half-width of its ranked J/token (tokens/s where nothing measured "
+        "energy) is at most until_ci_pct % of the mean after at least min cycles, or max cycles "
+        "ran; the summary says which (converged, max_cycles, or failing when min runs failed).",
+    ),
+    (
+        "Thermal gaps",
+        "Between harness launches the controller waits gap_s seconds and then, with gap: "
+        "{until_temperature_c, max_s}, until every GPU reports at most that temperature (NVML), "
+        "at most max_s; where no GPU temperature is readable only gap_s applies.",
     ),
     (
         "Gross and net energy",
         "Gross energy is what the meters read over the measured window. Net energy subtracts the "
         "idle baseline: idle power (measured with the model loaded and nothing running) x window "
         "duration. Both are reported; net needs a baseline.",
+    ),
+    (
+        "Idle baseline cache",
+        "A baseline is cached per host, boot and device set, reused only within "
+        "baseline_cache_s and only when the CPU load measured before it is within 10 percentage "
+        "points of the load it was measured under; a net energy below zero is stored with the "
+        "negative_net_energy warning, never silently.",
+    ),
+    (
+        "Busy host",
+        "Each window records the CPU time of other processes (system busy time minus the "
+        "harness's own), GPU processes not ours and the CPU load before the idle baseline "
+        "(result.host_load); 20% of all cores or any foreign GPU process gives the busy_host "
+        "warning.",
     ),
     (
         "Prefill and decode",
@@ -100,9 +136,13 @@ AGGREGATION: tuple[tuple[str, str], ...] = (
     ),
     (
         "Ranking",
-        "Only measured energy is ranked, by mean gross J per output token. Experiments with "
-        "estimated energy are listed separately with an estimate badge and no rank number; "
-        "experiments without an energy figure come last.",
+        "Only measured energy is ranked, by mean gross J per output token. The method and the "
+        "estimate flag are per component (gpu, cpu, dram): a run with a measured component is "
+        "ranked on the measured part alone (NVML GPU energy beside a codecarbon CPU/DRAM "
+        "estimate ranks on the GPU energy, as ML.ENERGY ranks), with the whole-system figure "
+        "(measured + estimated) shown beside it and marked estimate. Experiments whose every "
+        "component is estimated are listed separately with an estimate badge and no rank "
+        "number; experiments without an energy figure come last.",
     ),
 )
 

@@ -79,9 +79,17 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
             cells.append(absent_cell(why))  # not scored, or nothing solved: say which
         elif col.kind == "metric":
             st = row.stat(key)
+            # The whole-system figure of a mixed row includes modelled components: say so.
+            badge = (
+                f" {BADGE_ESTIMATE}"
+                if key == "j_per_output_token_system"
+                and st.mean is not None
+                and row.summary.get("system_is_estimate")
+                else ""
+            )
             cells.append(
                 _td(
-                    stat_html(st, col.fmt, col.ci),
+                    stat_html(st, col.fmt, col.ci) + badge,
                     sort_key(st.mean),
                     "num",
                     stat_title(st, col.fmt),
@@ -106,6 +114,11 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
             cells.append(_td(f"{row.n_ok}{failed}", sort_key(row.n_ok), "num"))
         elif key == "energy_method":
             badge = f" {BADGE_ESTIMATE}" if row.energy_class == "estimate" else ""
+            s = row.summary
+            if s.get("energy_scope") == "measured" and s.get("system_is_estimate"):
+                # Mixed: the ranked figure is the measured part; the rest is modelled.
+                whole = e(text(s.get("system_method")))
+                badge = f" (ranked); whole system {whole} {BADGE_ESTIMATE}"
             cells.append(_td(f"{e(row.energy_method or '–')}{badge}"))
         elif key == "warnings":
             if row.warnings:

@@ -2,8 +2,10 @@
 
 Measured and estimated energy are never ranked together: measured rows get rank numbers 1..k by
 gross J/output token (the figure every measured row has; net needs an idle baseline), rows whose
-energy is (partly) modelled are listed in their own section without a rank, and rows without an
-energy figure (failed, or no meter) come last.
+energy is wholly modelled are listed in their own section without a rank, and rows without an
+energy figure (failed, or no meter) come last. A row with a measured component is ranked on the
+measured part alone (an NVML GPU beside a codecarbon CPU/DRAM estimate: the GPU energy), its
+whole-system figure (measured + estimated) shown beside it, marked estimate.
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ COLUMNS: tuple[Column, ...] = (
         "metric",
         ci=True,
         title="Energy per output token minus idle power x window (mean ± 95% CI)",
+    ),
+    Column(
+        "j_per_output_token_system",
+        "J/token whole system",
+        "metric",
+        ci=True,
+        title="Every component summed, measured and estimated (gross, mean ± 95% CI): shown "
+        "beside the ranked measured figure, marked estimate when any component is modelled",
     ),
     Column(
         "pass_at_1",

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from lembench.errors import UserError
+from lembench.results.convergence import run_policy_columns, with_convergence
 from lembench.results.environment import (
     ENV_FIELDS,
     environment_fields,
     hardware_label,
     key_of,
 )
+from lembench.results.scope import RANKED, energy_scope_of
 from lembench.results.stats import t_critical
 from lembench.results.summary import stat_of
 
@@ -46,6 +48,11 @@ IDENTITY = (
 METRICS = (
     "j_per_output_token",
     "j_per_output_token_net",
+    "j_per_output_token_system",
+    "j_per_output_token_system_net",
+    "j_per_request_system",
+    "energy_measured_j",
+    "energy_estimated_j",
     "j_per_request",
     "j_per_input_token_prefill",
     "j_per_output_token_decode",
@@ -98,7 +105,10 @@ _INT_METRICS = frozenset({"tokens_in", "tokens_out"})
 
 #: Where each summarised metric comes from: (key in result.metrics, percentile key or None).
 _SOURCES: dict[str, tuple[str, str | None]] = {
-    **{m: (m, None) for m in METRICS},
+    **{m: (m, None) for m in METRICS if m not in RANKED},
+    "j_per_output_token_system": ("j_per_output_token", None),
+    "j_per_output_token_system_net": ("j_per_output_token_net", None),
+    "j_per_request_system": ("j_per_request", None),
     "ttft_p50_s": ("ttft_s", "p50"),
     "ttft_p99_s": ("ttft_s", "p99"),
     "itl_p50_s": ("itl_s", "p50"),
@@ -127,12 +137,18 @@ RUN_SCHEMA: dict[str, Any] = {
     "hardware": pl.String,
     "environment_key": pl.String,
     **{f"env_{f}": pl.String for f in ENV_FIELDS},
+    "energy_scope": pl.String,
     "energy_method": pl.String,
     "energy_is_estimate": pl.Boolean,
+    "system_method": pl.String,
+    "system_is_estimate": pl.Boolean,
     "phases_method": pl.String,
     "flops_method": pl.String,
     **{m: pl.Int64 if m in _INT_METRICS else pl.Float64 for m in METRICS},
     "cv_threshold": pl.Float64,
+    "conv_min": pl.Int64,
+    "conv_max": pl.Int64,
+    "conv_ci": pl.Float64,
     "warnings": pl.Int64,
     "warning_codes": pl.List(pl.String),
     "started_at": pl.String,
@@ -209,11 +225,22 @@ def variant_label(config: dict[str, Any]) -> str:
 
 
 def run_row(run: StoredRun) -> dict[str, Any]:
-    """One flat row of a stored run (ok or failed; v1 or v2: absent metrics are None)."""
+    """One flat row of a stored run (ok or failed; v1 or v2: absent metrics are None).
+
+    The ranked figures (``RANKED``: ``j_per_output_token`` and its net) are the measured part of
+    the energy when any component was measured (``energy_scope`` "measured": a mixed NVML +
+    codecarbon run is ranked on its GPU energy, and ``energy_method``/``energy_is_estimate``
+    describe that part); only a run with nothing measured is ranked on its estimate. The
+    whole-system figures (measured + estimated) are ``j_per_output_token_system`` (and _net) and
+    ``j_per_request_system`` with ``system_method``/``system_is_estimate``; every other energy
+    metric is whole-system.
+    """
     r = run.result
     cfg = r["config"]
-    m = r.get("metrics") or {}
     energy = r.get("energy") or {}
+    ranked, m = energy_scope_of(energy, r.get("metrics") or {})
+    measured = ranked == "measured"
+    scope = energy.get("scope") if isinstance(energy.get("scope"), dict) else {}
     flops = r.get("flops") or {}
     provenance = r.get("provenance") or {}
     requested = (provenance.get("measurement") or {}).get("requested") or {}
@@ -238,11 +265,16 @@ def run_row(run: StoredRun) -> dict[str, Any]:
         "hardware": hardware_label(r),
         "environment_key": key_of(env),
         **{f"env_{f}": (env or {}).get(f) for f in ENV_FIELDS},
-        "energy_method": energy.get("method"),
-        "energy_is_estimate": energy.get("is_estimate"),
+        "energy_scope": ranked,
+        "energy_method": (scope.get("measured_method") if measured else None)
+        or energy.get("method"),
+        "energy_is_estimate": False if measured else energy.get("is_estimate"),
+        "system_method": energy.get("method"),
+        "system_is_estimate": energy.get("is_estimate"),
         "phases_method": (energy.get("phases") or {}).get("method"),
         "flops_method": flops.get("method"),
         "cv_threshold": requested.get("cv_threshold"),
+        **run_policy_columns(r),
         "warnings": len(warnings),
         "warning_codes": sorted({w["code"] for w in warnings}),
         "started_at": r["started_at"],
@@ -250,6 +282,8 @@ def run_row(run: StoredRun) -> dict[str, Any]:
     for name, (key, pct) in _SOURCES.items():
         value = m.get(key)
         row[name] = (value or {}).get(pct) if pct else value
+    for name, (measured_key, system_key) in RANKED.items():
+        row[name] = m.get(measured_key) if measured else m.get(system_key)
     return row
 
 
@@ -318,7 +352,10 @@ def summarise(
 
     Columns: the identity (``IDENTITY``), ``environment_key`` (keys joined with '|' when merged),
     ``n_environments``, ``hardware``, ``device``, ``n_ok``, ``n_failed``, ``errors``,
-    ``energy_method`` and ``energy_is_estimate`` (so estimates stay labelled), ``phases_method``,
+    ``energy_scope`` (``measured``: the ranked figures are the measured part; ``estimate``;
+    ``none``), ``energy_method`` and ``energy_is_estimate`` of the ranked figures and
+    ``system_method``/``system_is_estimate`` of the whole-system ones (so estimates stay
+    labelled; see ``run_row``), ``phases_method``,
     ``flops_method``, ``flops_per_output_token`` (mean), ``warning_codes`` (measurement warnings
     of the runs), ``stability`` (list of ``high_variance``, ``too_few_cycles``,
     ``mixed_environment``), and for every metric of ``METRICS``: ``<m>_mean``, ``<m>_std``,
@@ -360,14 +397,22 @@ def summarise(
         ok.sum().cast(pl.Int64).alias("n_ok"),
         (~ok).sum().cast(pl.Int64).alias("n_failed"),
         joined("error", only_ok=False).alias("errors"),
+        joined("energy_scope").alias("energy_scope"),
         joined("energy_method").alias("energy_method"),
         pl.when(ok.any())
         .then(pl.col("energy_is_estimate").filter(ok).any())
         .alias("energy_is_estimate"),
+        joined("system_method").alias("system_method"),
+        pl.when(ok.any())
+        .then(pl.col("system_is_estimate").filter(ok).any())
+        .alias("system_is_estimate"),
         joined("phases_method").alias("phases_method"),
         joined("flops_method").alias("flops_method"),
         pl.col("warning_codes").explode().drop_nulls().unique().sort().alias("warning_codes"),
         pl.col("cv_threshold").drop_nulls().first().alias("_cv_threshold"),
+        pl.col("conv_min").drop_nulls().last().alias("_conv_min"),
+        pl.col("conv_max").drop_nulls().last().alias("_conv_max"),
+        pl.col("conv_ci").drop_nulls().last().alias("_conv_ci"),
     ]
     for m in METRICS:
         col = pl.col(m)
@@ -392,7 +437,7 @@ def summarise(
             (pl.col(f"{m}_mean") - half).alias(f"{m}_ci95_low"),
             (pl.col(f"{m}_mean") + half).alias(f"{m}_ci95_high"),
         ]
-    summary = summary.with_columns(intervals)
+    summary = with_convergence(summary.with_columns(intervals))
 
     threshold = (
         pl.lit(cv_threshold, dtype=pl.Float64)
@@ -424,13 +469,19 @@ def summarise(
         "n_ok",
         "n_failed",
         "errors",
+        "energy_scope",
         "energy_method",
         "energy_is_estimate",
+        "system_method",
+        "system_is_estimate",
         "phases_method",
         "flops_method",
         "flops_per_output_token",
         "stability",
         "warning_codes",
+        "convergence",
+        "convergence_metric",
+        "convergence_ci_pct",
     ]
     per_metric = [
         f"{m}_{s}" for m in METRICS for s in ("mean", "std", "n", "ci95_low", "ci95_high")

@@ -32,6 +32,16 @@ V1_PEAK_SOURCE = "not recorded (v1 result)"
 #: Metrics added by v4 (null in upgraded v3 results: nothing was scored before v4).
 V4_METRICS = ("pass_at_1", "j_per_solved_task", "j_per_solved_task_net")
 
+#: Metrics added by v5: the measured part of the energy and its per-token figures (derived on
+#: upgrade from the components a v4 result recorded; see ``harness.contract.scope``).
+V5_METRICS = (
+    "energy_measured_j",
+    "energy_estimated_j",
+    "energy_measured_net_j",
+    "j_per_output_token_measured",
+    "j_per_output_token_measured_net",
+)
+
 #: Environment fields added by v2 that may be null. (``os`` and ``kernel`` are strings when
 #: present and optional: an upgraded v1 result leaves them out rather than inventing them.)
 V2_ENVIRONMENT = ("container_image_digest",)
@@ -101,8 +111,34 @@ def _v3_to_v4(result: dict[str, Any]) -> dict[str, Any]:
 def _v4_to_v5(result: dict[str, Any]) -> dict[str, Any]:
     # v5 names energy methods by pattern (the meters' descriptions) instead of a fixed list and
     # adds the optional ane domain and per-device labels: every v4 method (nvml_counter,
-    # nvml_power_poll, rapl, estimate_codecarbon) is still one, so nothing else changes.
-    return {**result, "schema_version": 5}
+    # nvml_power_poll, rapl, estimate_codecarbon) is still one. v5 also split the energy into its
+    # measured and estimated parts (energy.scope, the *_measured metrics) and added host_load.
+    # v4 recorded every component with its own method and estimate flag, so the split is derived
+    # from what was recorded, not invented; the net figure uses the recorded baseline's idle
+    # power of the measured domains. How busy the host was was not recorded: host_load is null.
+    from harness.contract.scope import energy_scope, scope_metrics
+
+    out = {**result, "schema_version": 5}
+    out.setdefault("host_load", None)
+    energy = out.get("energy")
+    metrics = out.get("metrics")
+    scope = None
+    if isinstance(energy, dict):
+        components = energy.get("components")
+        if isinstance(components, list) and components:
+            scope = energy_scope(components)
+        out["energy"] = {**energy, "scope": None if scope is None else scope.to_dict()}
+    if isinstance(metrics, dict):
+        if scope is None:
+            out["metrics"] = _with_nulls(metrics, V5_METRICS)
+        else:
+            baseline = energy.get("baseline") if isinstance(energy, dict) else None
+            idle = baseline.get("power_w") if isinstance(baseline, dict) else None
+            derived = scope_metrics(
+                scope, metrics.get("tokens_out"), metrics.get("duration_s"), idle
+            )
+            out["metrics"] = {**derived, **metrics}  # a field already present is kept
+    return out
 
 
 def upgrade(result: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,21 @@ def load_suite(path: str | Path) -> Suite:
     _check_meters(filled["measurement"]["meters"], display)
     settings = {key: filled[key] for key in SETTINGS}
     settings["description"] = filled.get("description", "")
+    _version_4_settings(doc, display)
+    settings["gap"] = filled.get("gap")
+    settings["convergence"] = None
+    if isinstance(settings["cycles"], dict):
+        # cycles: {min, max, until_ci_pct}: plan up to max cycles; lembench.convergence stops
+        # each experiment once its interval is narrow enough.
+        conv = fill_defaults(settings["cycles"], "/$defs/convergence")
+        if conv["min"] > conv["max"]:
+            raise UserError(
+                f"min {conv['min']} is above max {conv['max']}; allowed: min <= max",
+                file=display,
+                key="cycles.min",
+            )
+        settings["convergence"] = conv
+        settings["cycles"] = conv["max"]
     sweep = doc.get("sweep") or {}
     check_sweep(sweep, display)
 
@@ -220,6 +235,20 @@ def _validate_experiment(
         check_name(config["backend"], "backend")
     except UnknownNameError as exc:
         _fail(str(exc), doc, point, ["backend"], display)
+
+
+def _version_4_settings(doc: dict[str, Any], display: str) -> None:
+    """cycles as a convergence rule and the thermal gap need a suite that says schema_version 4."""
+    if doc["schema_version"] >= 4:
+        return
+    for key, used in (("cycles", isinstance(doc.get("cycles"), dict)), ("gap", "gap" in doc)):
+        if used:
+            raise UserError(
+                f"needs schema_version: 4 (this suite says {doc['schema_version']}); "
+                "set schema_version: 4",
+                file=display,
+                key=key,
+            )
 
 
 def _check_version(

@@ -10,7 +10,7 @@ import pytest
 
 from harness.meters.nvml import NvmlMeter
 from harness.meters.rapl import RaplMeter
-from harness.window.baseline import Baseline, cache_dir, measure_baseline
+from harness.window.baseline import LOAD_TOLERANCE_PCT, Baseline, cache_dir, measure_baseline
 from tests.fakes.fake_pynvml import FakeGpu, FakePynvml
 from tests.fakes.powercap import add_uj, make_tree
 
@@ -54,7 +54,7 @@ def _meters(world: World) -> list:
     return [NvmlMeter({}, clock=world.clock), RaplMeter({}, root=world.root)]
 
 
-def _measure(world: World, meters, tmp_path: Path, duration_s=10.0, cache_s=600.0):
+def _measure(world: World, meters, tmp_path: Path, duration_s=10.0, cache_s=600.0, load_pct=3.0):
     return measure_baseline(
         meters,
         duration_s,
@@ -63,6 +63,7 @@ def _measure(world: World, meters, tmp_path: Path, duration_s=10.0, cache_s=600.
         sleep=world.sleep,
         wall=world.now,
         folder=tmp_path / "cache",
+        load_pct=load_pct,
     )
 
 
@@ -199,3 +200,28 @@ def test_meters_are_reusable_after_the_baseline(world: World, tmp_path: Path) ->
     }
     for m in meters:
         m.close()
+
+
+def test_cache_is_never_reused_across_different_load(world: World, tmp_path: Path) -> None:
+    """A baseline measured while the host was quiet is not subtracted from a busy host's window
+    (nor the other way round): that gave negative net energy. Without a load figure, no reuse."""
+    meters = _meters(world)
+    assert not _measure(world, meters, tmp_path, load_pct=3.0).cached
+    assert _measure(world, meters, tmp_path, load_pct=3.0 + LOAD_TOLERANCE_PCT).cached
+    assert not _measure(world, meters, tmp_path, load_pct=55.0).cached  # busy now: measured
+    assert _measure(world, meters, tmp_path, load_pct=50.0).cached  # the busy one, under busy
+    assert not _measure(world, meters, tmp_path, load_pct=None).cached  # load unknown
+
+
+def test_cache_is_per_boot(world: World, tmp_path: Path, monkeypatch) -> None:
+    from harness.window import baseline as baseline_module
+
+    meters = _meters(world)
+    _measure(world, meters, tmp_path)
+    assert _measure(world, meters, tmp_path).cached
+    monkeypatch.setattr(baseline_module, "boot_id", lambda: "another-boot")
+    assert not _measure(world, meters, tmp_path).cached
+    entries = sorted((tmp_path / "cache").glob("*.json"))
+    assert len(entries) == 2  # one per boot
+    boots = {json.loads(p.read_text())["key"]["boot"] for p in entries}
+    assert "another-boot" in boots and None not in boots

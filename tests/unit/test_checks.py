@@ -383,3 +383,14 @@ def test_other_gpu_load_names_each_busy_gpu_outside_the_set():
     assert w is not None and w["code"] == "other_gpu_load"
     assert "GPU 0 (93% busy, 412 W, 2 process(es))" in w["message"]
     assert "GPU 3 (1 process(es))" in w["message"]
+
+
+def test_negative_measured_part_is_warned_even_when_the_whole_is_positive():
+    # Mixed run: the estimated CPU keeps the whole-system net positive, the ranked GPU part is not.
+    metrics = {"energy_net_j": 12.0, "energy_measured_net_j": -3.0}
+    w = checks.negative_net_energy(None, metrics)
+    assert w is not None and "measured part -3 J" in w["message"]
+    assert (
+        checks.negative_net_energy(None, {"energy_net_j": 5.0, "energy_measured_net_j": 5.0})
+        is None
+    )

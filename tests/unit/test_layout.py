@@ -51,7 +51,9 @@ def test_every_package_on_disk_is_shipped():
     """A folder of code left out of pyproject's package list is missing from every image's wheel."""
     import tomllib
 
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
     on_disk = {
         ".".join(init.parent.relative_to(ROOT).parts)
         for top in ("lembench", "harness")

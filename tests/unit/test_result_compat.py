@@ -28,6 +28,8 @@ def test_frozen_files_exist() -> None:
         "result-v1-ok-synthetic.json",
         "result-v1-ok-humaneval.json",
         "result-v1-failed-humaneval.json",
+        "result-v4-ok-synthetic.json",
+        "result-v4-ok-cpu-run.json",
     }
 
 
@@ -42,6 +44,28 @@ def test_frozen_result_validates(path: Path) -> None:
     assert upgraded["quality"] is None
     if "metrics" in upgraded:
         assert {k: upgraded["metrics"][k] for k in V4_METRICS} == dict.fromkeys(V4_METRICS)
+
+
+def test_frozen_v4_result_gets_its_energy_scope_from_its_components() -> None:
+    """A real v4 quickstart run (codecarbon only: every component an estimate) upgrades to v5
+    with the measured/estimated split derived from the components it recorded: nothing measured,
+    so nothing is ranked as measured; host_load was not recorded and is null."""
+    raw = json.loads((DATA / "result-v4-ok-cpu-run.json").read_text())
+    assert raw["schema_version"] == 4 and "scope" not in raw["energy"]
+    upgraded = upgrade(raw)
+    assert validation_problem(upgraded) is None
+    assert upgraded["energy"]["scope"] == {
+        "ranked": "estimate",
+        "measured_domains": [],
+        "measured_method": None,
+        "estimated_domains": ["cpu", "dram"],
+        "estimated_method": "estimate_codecarbon",
+    }
+    m = upgraded["metrics"]
+    assert m["energy_measured_j"] is None and m["j_per_output_token_measured"] is None
+    assert m["energy_estimated_j"] == pytest.approx(m["energy_total_j"])
+    assert upgraded["host_load"] is None
+    assert all(m[k] == v for k, v in raw["metrics"].items())  # what v4 recorded is kept
 
 
 V2_FILES = sorted((DATA / "runs").glob("*/*/*/result.json"))

@@ -118,3 +118,45 @@ def test_store_skips_files_without_a_version(tmp_path: Path) -> None:
     bad = {k: v for k, v in good.items() if k != "schema_version"}
     _put(tmp_path, {**bad, "run_id": "other-run"})
     assert [r.run_id for r in ResultStore(tmp_path).iter_runs()] == [good["run_id"]]
+
+
+def _mixed_v4() -> dict:
+    """The frozen v4 run as a GPU host without RAPL would have written it: NVML measured the GPU,
+    codecarbon estimated CPU and DRAM (the whole result flagged an estimate in v4)."""
+    raw = load("result-v4-ok-cpu-run.json")
+    energy, metrics = raw["energy"], raw["metrics"]
+    energy["components"].insert(
+        0,
+        {
+            "meter": "nvml",
+            "method": "nvml_counter",
+            "domain": "gpu",
+            "is_estimate": False,
+            "energy_j": 120.0,
+        },
+    )
+    energy["method"] = "nvml_counter+estimate_codecarbon"
+    energy["baseline"]["power_w"]["gpu"] = 30.0
+    metrics["energy_gpu_j"] = 120.0
+    metrics["energy_total_j"] += 120.0
+    return raw
+
+
+def test_v4_mixed_result_upgrades_to_its_measured_gpu_part() -> None:
+    raw = _mixed_v4()
+    m0 = raw["metrics"]
+    up = upgrade(raw)
+    assert validation_problem(up) is None
+    scope = up["energy"]["scope"]
+    assert scope["ranked"] == "measured"
+    assert scope["measured_domains"] == ["gpu"] and scope["measured_method"] == "nvml_counter"
+    assert scope["estimated_domains"] == ["cpu", "dram"]
+    m = up["metrics"]
+    assert m["energy_measured_j"] == 120.0
+    assert m["energy_estimated_j"] == pytest.approx(m0["energy_cpu_j"] + m0["energy_dram_j"])
+    assert m["j_per_output_token_measured"] == pytest.approx(120.0 / m0["tokens_out"])
+    # Net: only the GPU's idle power (30 W) is subtracted from the measured GPU energy.
+    net = 120.0 - 30.0 * m0["duration_s"]
+    assert m["energy_measured_net_j"] == pytest.approx(net)
+    assert m["j_per_output_token_measured_net"] == pytest.approx(net / m0["tokens_out"])
+    assert m["j_per_output_token"] == m0["j_per_output_token"]  # the whole system, unchanged

@@ -1,5 +1,5 @@
-"""Student-t critical values and confidence intervals (pure Python, checked against closed forms
-and published tables)."""
+"""Student-t critical values (scipy.stats) and confidence intervals, checked against closed forms
+and published tables."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lembench.results.stats import betainc, cv, mean_ci, normal_critical, t_critical, t_sf2
+from lembench.results.stats import ci_half_width_pct, cv, mean_ci, normal_critical, t_critical
 
 #: Two-sided 95% critical values from printed t tables (4 decimals).
 TABLE = {1: 12.7062, 2: 4.3027, 3: 3.1824, 5: 2.5706, 10: 2.2281, 30: 2.0423, 100: 1.9840}
@@ -33,17 +33,8 @@ def test_t_critical_large_df_tends_to_the_normal() -> None:
     assert normal_critical() == pytest.approx(1.959963984540054, rel=1e-13)
     assert t_critical(math.inf) == pytest.approx(1.959963984540054, rel=1e-13)
     assert t_critical(10**6) == pytest.approx(1.95996, abs=1e-5)
-    assert t_critical(1e300) == pytest.approx(1.959963984540054, rel=1e-13)
-    # Monotone and continuous across the switch to the asymptotic expansion at df = 1e5.
-    values = [t_critical(df) for df in (1000, 99_999, 100_000, 100_001, 10**7)]
+    values = [t_critical(df) for df in (3, 30, 1000, 10**7)]
     assert values == sorted(values, reverse=True)
-    assert t_critical(99_999) - t_critical(100_000) == pytest.approx(0, abs=1e-9)
-
-
-def test_t_critical_inverts_the_cdf_at_any_level() -> None:
-    for df in (1, 1.5, 3, 7, 50, 5000):
-        for level in (0.5, 0.9, 0.95, 0.99):
-            assert t_sf2(t_critical(df, level), df) == pytest.approx(1 - level, rel=1e-10)
     assert t_critical(4, 0.99) == pytest.approx(4.6041, abs=5e-5)
 
 
@@ -52,19 +43,6 @@ def test_t_critical_rejects_bad_arguments() -> None:
         t_critical(0)
     with pytest.raises(ValueError, match="level"):
         t_critical(3, 1.0)
-
-
-def test_betainc_special_cases() -> None:
-    for x in (0.0, 0.1, 0.5, 0.9, 1.0):
-        assert betainc(1, 1, x) == pytest.approx(x, abs=1e-15)
-        assert betainc(3, 1, x) == pytest.approx(x**3, abs=1e-14)
-        assert betainc(1, 4, x) == pytest.approx(1 - (1 - x) ** 4, abs=1e-14)
-    assert betainc(2.5, 2.5, 0.5) == pytest.approx(0.5, abs=1e-14)
-    assert betainc(2, 3, 0.3) == pytest.approx(1 - betainc(3, 2, 0.7), abs=1e-14)
-    with pytest.raises(ValueError):
-        betainc(0, 1, 0.5)
-    with pytest.raises(ValueError):
-        betainc(1, 1, 1.5)
 
 
 def test_mean_ci_by_hand() -> None:
@@ -89,3 +67,10 @@ def test_coefficient_of_variation() -> None:
     assert cv([-10, -12, -14]) == pytest.approx(2 / 12)
     assert cv([1.0]) is None
     assert cv([-1.0, 1.0]) is None
+
+
+def test_ci_half_width_pct_is_the_convergence_criterion() -> None:
+    half = 4.302652729749464 * 2 / math.sqrt(3)
+    assert ci_half_width_pct([10, 12, 14]) == pytest.approx(100 * half / 12)
+    assert ci_half_width_pct([5.0]) is None and ci_half_width_pct([-1.0, 1.0]) is None
+    assert ci_half_width_pct([3.0, 3.0, 3.0]) == 0.0

@@ -60,6 +60,8 @@ def test_settings_defaults_filled(tmp_path: Path) -> None:
             "timeline_interval_s": 0.1,
             "cv_threshold": 0.1,
         },
+        "gap": None,
+        "convergence": None,
         "description": "",
     }
 
