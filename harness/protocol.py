@@ -108,6 +108,7 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     base_dir = Path(request["base_dir"]) if request.get("base_dir") else None
     measurement = request["measurement"]
 
+    from harness.hardware.parallel import devices_used
     from harness.hardware.telemetry import Telemetry
     from harness.meters.chain import select_meters  # imported late: meters pull optional libraries
 
@@ -129,7 +130,9 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
             io_dir=io_dir,
             base_dir=base_dir,
             telemetry=telemetry,
-            gpu_names=_gpu_names(loaded.model_info.get("device"), environment),
+            gpu_names=devices_used(
+                loaded.model_info.get("device"), environment.get("gpus") or [], first
+            ),
         )
         if measurement["idle_baseline_s"] > 0 and meters:
             events.emit("baseline", seconds=measurement["idle_baseline_s"])
@@ -173,15 +176,6 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
         if telemetry is not None:
             telemetry.close()
     return ExitCode.SOME_FAILED if failures else ExitCode.OK
-
-
-def _gpu_names(device: str | None, environment: dict[str, Any]) -> list[str]:
-    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU."""
-    if not device or not device.startswith("cuda"):
-        return []
-    gpus = environment.get("gpus") or []
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
-    return [gpus[index]["name"]] if index < len(gpus) else []
 
 
 def _load_backend(

@@ -133,7 +133,9 @@ def measure_experiment(
     flops = _flops(session.loaded, generations)
     metrics = compute_metrics(generations, duration, energy, flops, co2_g)
     requests = request_timings(generations, t0)
-    phases = _energy_breakdown(metrics, energy, session.baseline, samples, requests, components)
+    phases = _energy_breakdown(
+        metrics, energy, session.baseline, samples, requests, components, traffic=bool(traffic)
+    )
     peak = _utilisation(session, config, metrics, flops, generations, traffic=bool(traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
     quality = _score(workload, produced, emit)  # after the window: the meters are stopped
@@ -157,6 +159,10 @@ def measure_experiment(
         "peak_flops_per_s": peak["peak_flops_per_s"],
         "peak_memory_bw_bytes_per_s": peak["peak_memory_bw_bytes_per_s"],
         "peak_source": peak["peak_source"],
+        "devices": peak["devices"],
+        "weight_bytes_per_step": peak["weight_bytes_per_step"],
+        "weight_bytes_source": peak["weight_bytes_source"],
+        "active_params": flops.active_params,
     }
     result["requests"] = requests
     result["decoding"] = sampling.to_dict()
@@ -230,10 +236,18 @@ def _energy_breakdown(
     samples: list[dict[str, Any]],
     requests: list[dict[str, Any]],
     components: list[Any],
+    traffic: bool = False,
 ) -> dict[str, Any] | None:
-    """Net energy (idle subtracted) and prefill/decode attribution; fills the metrics' net and
-    phase fields and returns the result's ``energy.phases`` block (None without energy)."""
-    from harness.window.phases import attribute
+    """Net energy (idle subtracted), prefill/decode attribution and per-request energy; fills the
+    metrics' net, phase and per-request fields and the request rows' ``energy_j``, and returns the
+    result's ``energy.phases`` block (None without energy).
+
+    Static batches split phases by their spans; serving runs (``traffic``) by share of work, so
+    that queue time is not counted as prefill (``harness.window.workshare``). Per-request energy
+    is the work share in both cases."""
+    from harness.window.phases import attribute, request_energies
+    from harness.window.stats import summarize
+    from harness.window.workshare import RequestSpan
 
     total = energy["energy_total_j"]
     domains = sorted({c.domain for c in components})
@@ -256,9 +270,26 @@ def _energy_breakdown(
         energy_decode_j=None,
         j_per_input_token_prefill=None,
         j_per_output_token_decode=None,
+        j_per_request_attributed=None,
     )
     if total is None:
         return None
+    spans = [
+        RequestSpan(
+            r["t_start_s"],
+            r.get("t_scheduled_s"),
+            r["t_first_token_s"],
+            r["t_end_s"],
+            r["tokens_in"],
+            r["tokens_out"],
+        )
+        for r in requests
+    ]
+    domain_totals = {c.domain: c.energy_j for c in components}
+    work = request_energies(samples, spans, duration, idle_w or 0.0, total, domains, domain_totals)
+    for r, gross, net_j in zip(requests, work.request_gross_j, work.request_net_j, strict=True):
+        r["energy_j"], r["energy_net_j"] = gross, net_j
+    metrics["j_per_request_attributed"] = summarize(work.request_gross_j)
     batches: dict[int, list[float]] = {}
     for r in requests:
         b = batches.setdefault(r["batch"], [r["t_start_s"], r["t_first_token_s"], r["t_end_s"]])
@@ -266,16 +297,17 @@ def _energy_breakdown(
         if r["t_first_token_s"] is not None:
             b[1] = r["t_first_token_s"] if b[1] is None else min(b[1], r["t_first_token_s"])
         b[2] = max(b[2], r["t_end_s"])
-    spans = [(s, f if f is not None else e, e) for s, f, e in batches.values()]
+    batch_spans = [(s, f if f is not None else e, e) for s, f, e in batches.values()]
     phases = attribute(
         samples,
-        spans,
+        batch_spans,
         duration,
         idle_w or 0.0,
         total,
         domains,
         # Per-domain totals let closure check each sampled series against its own meter.
-        domain_totals_j={c.domain: c.energy_j for c in components},
+        domain_totals_j=domain_totals,
+        requests=spans if traffic else None,
     )
     metrics.update(
         energy_prefill_j=phases.prefill_j,
@@ -303,18 +335,47 @@ def _utilisation(
     steps: dict[int, int] = {}
     for b, g in generations:
         steps[b] = max(steps.get(b, 0), g.tokens_out)
+    engine_args = session.loaded.model_info.get("engine_args") or {}
     return utilisation(
         flops_per_token=flops.per_token,
         tokens_in=metrics["tokens_in"],
         tokens_out=metrics["tokens_out"],
         duration_s=metrics["duration_s"],
-        params=flops.params,
+        params=flops.active_params or flops.params,
         precision=config["precision"],
         decode_steps=None if traffic else sum(steps.values()),
-        weight_bytes_per_param=(session.loaded.model_info.get("engine_args") or {}).get(
-            "weight_bytes_per_param"
-        ),
+        weight_bytes_per_param=engine_args.get("weight_bytes_per_param"),
+        weight_bytes=stored_weight_bytes(session.loaded.model_info, config, flops),
         devices=session.gpu_names,
+    )
+
+
+def stored_weight_bytes(
+    model_info: dict[str, Any], config: dict[str, Any], flops: FlopsEstimate
+) -> Any:
+    """Weight bytes one decode step reads at their stored width (``harness.models.weight_bytes``),
+    or None to fall back to parameters x the precision's width: the backend's own figure (GGUF
+    tensor types), else the quantisation method the experiment asks for (suite option
+    ``quantization`` of its backend block)."""
+    from harness.hardware.peaks import BYTES_PER_ELEMENT, DTYPES
+    from harness.models.weight_bytes import WeightBytes, quantised_bytes
+
+    own = model_info.get("weight_bytes")
+    if isinstance(own, dict) and own.get("per_step"):
+        return WeightBytes(float(own["per_step"]), str(own.get("source", "")))
+    block = {"tensorrt-llm": "tensorrt"}.get(config.get("backend", ""), config.get("backend", ""))
+    engine_args = model_info.get("engine_args") or {}
+    method = (config.get(block) or {}).get("quantization") or engine_args.get("quantization")
+    params = flops.active_params or flops.params
+    if not method or params is None or flops.unquantised_params is None:
+        return None
+    width = BYTES_PER_ELEMENT.get(DTYPES.get(str(config.get("precision", "")).lower(), ""), 2)
+    return quantised_bytes(
+        params,
+        flops.unquantised_params,
+        width,
+        str(method),
+        engine_args.get("quantization_config"),
     )
 
 
