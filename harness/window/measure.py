@@ -53,6 +53,7 @@ def measure_experiment(
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.window.checks import window_warnings
+    from harness.window.goodput import goodput
     from harness.window.timeline import Timeline
     from harness.window.warmup import warm_up
     from harness.workloads import WorkloadError, build_prompts
@@ -136,6 +137,12 @@ def measure_experiment(
     phases = _energy_breakdown(
         metrics, energy, session.baseline, samples, requests, components, traffic=bool(traffic)
     )
+    met, good = goodput(requests, metrics["energy_total_j"])
+    for r, ok in zip(requests, met, strict=True):
+        r["slo_met"] = ok
+    metrics.update(
+        goodput_fraction=good["fraction"], j_per_good_output_token=good["j_per_good_output_token"]
+    )
     peak = _utilisation(session, config, metrics, flops, generations, traffic=bool(traffic))
     metrics.update(mfu=peak["mfu"], mbu=peak["mbu"])
     quality = _score(workload, produced, emit)  # after the window: the meters are stopped
@@ -165,15 +172,16 @@ def measure_experiment(
         "active_params": flops.active_params,
     }
     result["requests"] = requests
+    result["goodput"] = good
     result["decoding"] = sampling.to_dict()
     result["quality"] = quality
     if served is not None:
         from harness.workloads.traffic import steady_state_block
 
-        result["traffic"] = {
-            **served.info,
-            "steady_state": steady_state_block(served, t0, samples, components),
-        }
+        steady = steady_state_block(served, t0, samples, components)
+        if steady is not None:
+            steady["j_per_output_token_window"] = metrics["j_per_output_token"]
+        result["traffic"] = {**served.info, "steady_state": steady}
     result["timeline"] = _write_timeline(
         session, result["experiment_id"], samples, interval, timeline.errors
     )

@@ -34,7 +34,16 @@ def _gpu(energy_j: float) -> list[EnergyComponent]:
 def test_constant_power_window_closes_exactly() -> None:
     # 100 W for 10 s; one batch: prefill [1, 2], decode [2, 9]; idle 40 W (GPU domain only).
     samples = [{"t_s": t, "energy_j": {"gpu": 100.0 * t}} for t in (0.0, 2.5, 5.0, 7.5, 10.0)]
-    requests = [{"batch": 0, "t_start_s": 1.0, "t_first_token_s": 2.0, "t_end_s": 9.0}]
+    requests = [
+        {
+            "batch": 0,
+            "tokens_in": 10,
+            "tokens_out": 20,
+            "t_start_s": 1.0,
+            "t_first_token_s": 2.0,
+            "t_end_s": 9.0,
+        }
+    ]
     metrics = _metrics()
     phases = _energy_breakdown(
         metrics, {"energy_total_j": 1000.0}, _baseline(40.0), samples, requests, _gpu(1000.0)
@@ -53,7 +62,16 @@ def test_constant_power_window_closes_exactly() -> None:
 
 def test_baseline_above_window_power_gives_negative_net_that_still_validates() -> None:
     samples = [{"t_s": 0.0, "energy_j": {"gpu": 0.0}}, {"t_s": 4.0, "energy_j": {"gpu": 10.0}}]
-    requests = [{"batch": 0, "t_start_s": 0.0, "t_first_token_s": 1.0, "t_end_s": 4.0}]
+    requests = [
+        {
+            "batch": 0,
+            "tokens_in": 10,
+            "tokens_out": 20,
+            "t_start_s": 0.0,
+            "t_first_token_s": 1.0,
+            "t_end_s": 4.0,
+        }
+    ]
     metrics = _metrics(4.0)
     phases = _energy_breakdown(
         metrics, {"energy_total_j": 10.0}, _baseline(5.0), samples, requests, _gpu(10.0)
@@ -73,7 +91,16 @@ def test_no_baseline_no_net_energy() -> None:
         {"energy_total_j": 50.0},
         None,
         [],
-        [{"batch": 0, "t_start_s": 0.0, "t_first_token_s": 1.0, "t_end_s": 10.0}],
+        [
+            {
+                "batch": 0,
+                "tokens_in": 10,
+                "tokens_out": 20,
+                "t_start_s": 0.0,
+                "t_first_token_s": 1.0,
+                "t_end_s": 10.0,
+            }
+        ],
         _gpu(50.0),
     )
     assert metrics["energy_net_j"] is None and metrics["idle_power_w"] is None
