@@ -116,6 +116,22 @@ def request_body(
     return body
 
 
+def engine_scheduled(
+    timings: dict[str, Any] | None, t_first: float | None, t_start: float
+) -> float | None:
+    """When the server began this request's prefill, on our clock, or None where it does not say.
+
+    llama.cpp's server ends every stream with ``timings`` (tools/server/server-task.cpp,
+    ``to_json_oaicompat_chat_stream`` / ``to_json_oaicompat``: ``prompt_ms`` is the prompt
+    processing time of the slot, from its start on the prompt to the first sampled token). The
+    first token's arrival minus ``prompt_ms`` is when its slot took the request; the time before
+    that (since submission) was queue. Other servers send no ``timings``."""
+    prompt_ms = (timings or {}).get("prompt_ms")
+    if t_first is None or not isinstance(prompt_ms, int | float) or prompt_ms < 0:
+        return None
+    return max(t_start, t_first - float(prompt_ms) / 1000.0)
+
+
 def parse_chunk(chunk: dict[str, Any], api: str) -> tuple[str, dict[str, Any] | None, str | None]:
     """(output text, usage or None, finish_reason or None) of one streamed chunk."""
     if "error" in chunk:
@@ -385,6 +401,7 @@ class OpenAIBackend(Backend):
         pieces: list[str] = []
         usage: dict[str, Any] | None = None
         finish: str | None = None
+        timings: dict[str, Any] | None = None  # llama.cpp server's per-request timings
         t_start = time.perf_counter()
         try:
             async with asyncio.timeout(kw["timeout_s"]):
@@ -399,9 +416,9 @@ class OpenAIBackend(Backend):
                         payload = line[5:].strip()
                         if payload == "[DONE]":
                             break
-                        piece, chunk_usage, chunk_finish = parse_chunk(
-                            json.loads(payload), kw["api"]
-                        )
+                        chunk = json.loads(payload)
+                        piece, chunk_usage, chunk_finish = parse_chunk(chunk, kw["api"])
+                        timings = chunk.get("timings") or timings
                         if piece:
                             times.append(now)
                             pieces.append(piece)
@@ -426,7 +443,8 @@ class OpenAIBackend(Backend):
                     "server produced %d tokens, not the exact %d asked for (finish_reason %s, "
                     "exact_output %s)", tokens_out, max_new_tokens, finish, kw["exact_output"],
                 )  # fmt: skip
-        return Generation(tokens_in, tokens_out, t_start, times, out_text)
+        scheduled = engine_scheduled(timings, times[0] if times else None, t_start)
+        return Generation(tokens_in, tokens_out, t_start, times, out_text, scheduled)
 
     def _count(
         self, usage: dict[str, Any] | None, out_text: str, prompt_text: str, chunks: int

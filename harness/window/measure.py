@@ -181,6 +181,7 @@ def measure_experiment(
         steady = steady_state_block(served, t0, samples, components)
         if steady is not None:
             steady["j_per_output_token_window"] = metrics["j_per_output_token"]
+            metrics["j_per_output_token_steady_state"] = steady.get("j_per_output_token")
         result["traffic"] = {**served.info, "steady_state": steady}
     result["timeline"] = _write_timeline(
         session, result["experiment_id"], samples, interval, timeline.errors

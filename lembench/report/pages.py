@@ -318,6 +318,12 @@ RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("energy_decode_j", "decode (J)", "sig"),
     ("mfu", "MFU", "pct"),
     ("mbu", "MBU", "pct"),
+    ("j_per_request_p50", "J/request p50", "sig"),
+    ("j_per_request_p90", "J/request p90", "sig"),
+    ("j_per_request_p99", "J/request p99", "sig"),
+    ("goodput_fraction", "goodput", "pct"),
+    ("j_per_good_output_token", "J/good token", "sig"),
+    ("j_per_output_token_steady_state", "J/token steady", "sig"),
 )
 
 

@@ -106,3 +106,47 @@ def test_no_baseline_no_net_energy() -> None:
     assert metrics["energy_net_j"] is None and metrics["idle_power_w"] is None
     assert phases["idle_j"] == 0.0
     assert phases["prefill_j"] + phases["decode_j"] + phases["other_j"] == pytest.approx(50.0)
+
+
+def test_serving_window_splits_by_share_of_work_and_validates() -> None:
+    # tests/unit/test_workshare.py's hand case through the measurement path: 100 W for 10 s, no
+    # idle; A runs alone [0,1] prefill then decodes to 10; B is queued [1,5] by the engine,
+    # prefills [5,6] and decodes to 10. The static-batch rule gave 600 J of prefill.
+    samples = [{"t_s": float(t), "energy_j": {"gpu": 100.0 * t}} for t in range(11)]
+    requests = [
+        {"index": 0, "batch": 0, "tokens_in": 100, "tokens_out": 91, "t_start_s": 0.0,
+         "t_scheduled_s": 0.0, "t_first_token_s": 1.0, "t_end_s": 10.0},
+        {"index": 1, "batch": 1, "tokens_in": 100, "tokens_out": 41, "t_start_s": 1.0,
+         "t_scheduled_s": 5.0, "t_first_token_s": 6.0, "t_end_s": 10.0},
+    ]  # fmt: skip
+    metrics = {"duration_s": 10.0, "tokens_in": 200, "tokens_out": 132}
+    phases = _energy_breakdown(
+        metrics, {"energy_total_j": 1000.0}, None, samples, requests, _gpu(1000.0), traffic=True
+    )
+    assert phases["attribution"] == "work_share:engine_scheduled"
+    assert metrics["energy_prefill_j"] == pytest.approx(100 + 10000 / 110)
+    assert metrics["energy_decode_j"] == pytest.approx(800 + 1000 / 110)
+    assert [r["energy_j"] for r in requests] == pytest.approx([700 + 1000 / 110, 200 + 10000 / 110])
+    dist = metrics["j_per_request_attributed"]
+    assert dist["n"] == 2 and dist["p50"] == pytest.approx(500.0)
+    result = make_result()
+    result["metrics"].update(metrics)
+    result["energy"]["phases"] = phases
+    result["requests"] = requests
+    assert validation_problem(result) is None
+
+
+def test_static_batches_keep_the_batch_span_rule() -> None:
+    samples = [{"t_s": float(t), "energy_j": {"gpu": 100.0 * t}} for t in range(11)]
+    requests = [
+        {"batch": 0, "tokens_in": 1, "tokens_out": 2, "t_start_s": 0.0, "t_first_token_s": 1.0,
+         "t_end_s": 10.0},
+        {"batch": 1, "tokens_in": 1, "tokens_out": 2, "t_start_s": 1.0, "t_first_token_s": 6.0,
+         "t_end_s": 10.0},
+    ]  # fmt: skip
+    metrics = {"duration_s": 10.0, "tokens_in": 2, "tokens_out": 4}
+    phases = _energy_breakdown(
+        metrics, {"energy_total_j": 1000.0}, None, samples, requests, _gpu(1000.0)
+    )
+    assert phases["attribution"] == "batch_spans"
+    assert metrics["energy_prefill_j"] == pytest.approx(600.0)
