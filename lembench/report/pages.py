@@ -330,6 +330,7 @@ RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
 def unit_of(metric: str) -> str:
     """The unit of a summarised metric: from METRIC_DEFINITIONS, else from its name's suffix."""
     base = metric.replace("_p50", "").replace("_p99", "").replace("e2e_s", "e2e_latency_s")
+    base = base.replace("_p90", "")
     if base in METRIC_DEFINITIONS:
         return METRIC_DEFINITIONS[base][0]
     if metric.startswith(("j_per_output_token", "j_per_input_token")):
