@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import aio
+from harness.models.weight_bytes import served_gguf_bytes
 from harness.backends.base import (
     GREEDY,
     Backend,
@@ -289,6 +290,7 @@ class OpenAIBackend(Backend):
             "tokenizer": None if self.tokenizer is None else self.tokenizer.source,
             "tokenizer_error": tok_error,
             "probe": {"tokens_out": probe.tokens_out, "chunks": len(probe.token_times)},
+            "weight_bytes": served_gguf_bytes(self.model_ref),  # MBU: the GGUF's stored bytes
         }
         return LoadInfo(
             device=f"server {kw['base_url']}",

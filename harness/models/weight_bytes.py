@@ -141,3 +141,35 @@ def gguf_weight_bytes(path: Path, meta: dict[str, str]) -> WeightBytes:
     count = meta.get(f"{arch}.expert_count")
     tensors = [(t.name, t.tensor_type.name, int(t.n_bytes)) for t in GGUFReader(str(path)).tensors]
     return gguf_tensor_bytes(tensors, int(used) if used else None, int(count) if count else None)
+
+
+def gguf_file_bytes(path: Path) -> WeightBytes:
+    """``gguf_weight_bytes`` with the expert counts read from the file's own metadata."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+
+    def field(key: str) -> Any:
+        f = reader.fields.get(key)
+        return None if f is None else f.contents()
+
+    arch = str(field("general.architecture") or "")
+    used, count = field(f"{arch}.expert_used_count"), field(f"{arch}.expert_count")
+    tensors = [(t.name, t.tensor_type.name, int(t.n_bytes)) for t in reader.tensors]
+    return gguf_tensor_bytes(tensors, int(used) if used else None, int(count) if count else None)
+
+
+def served_gguf_bytes(model_ref: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"per_step", "source"}`` of the GGUF file a server is said to run (an alias or gguf model
+    reference), for a backend that talks to a server and has no weights of its own; None for other
+    references or an unreadable file (MBU then falls back to parameters x width)."""
+    from harness.models.refs import local_file
+
+    try:
+        path = local_file(model_ref)
+        if path is None or not path.is_file():
+            return None
+        wb = gguf_file_bytes(path)
+    except Exception:  # no gguf package, a damaged file: the fallback says what it assumed
+        return None
+    return {"per_step": wb.per_step, "source": f"{wb.source}; assumes the server runs {path.name}"}

@@ -135,3 +135,28 @@ def test_moe_flops_count_active_experts_only() -> None:
     assert est.active_params == est.params - inactive
     assert est.unquantised_params == 2 * 64000  # embedding + untied LM head
     assert "2 of 8 experts" in est.note
+
+
+def test_a_server_said_to_run_a_gguf_gets_its_stored_bytes(tmp_path) -> None:
+    from harness.models.weight_bytes import served_gguf_bytes
+
+    path = tmp_path / "m.gguf"
+    _q4_k_m_gguf(path)
+    got = served_gguf_bytes({"kind": "gguf", "ref": str(path)})
+    assert got is not None and got["per_step"] == 8 * 144 + 256 * 144 + 64 * 210 + 256 * 4
+    assert got["source"].endswith("assumes the server runs m.gguf")
+    assert served_gguf_bytes({"kind": "hf", "ref": "org/model"}) is None
+    assert served_gguf_bytes({"kind": "gguf", "ref": str(tmp_path / "missing.gguf")}) is None
+
+
+def test_moe_gguf_counts_used_experts_only() -> None:
+    from harness.models.weight_bytes import gguf_tensor_bytes
+
+    tensors = [
+        ("blk.0.attn_q.weight", "Q4_K", 1000),
+        ("blk.0.ffn_gate_exps.weight", "Q4_K", 8000),  # 8 experts
+        ("blk.0.ffn_gate_shexp.weight", "Q4_K", 1000),  # shared expert: always read
+    ]
+    wb = gguf_tensor_bytes(tensors, 2, 8)
+    assert wb.per_step == 1000 + 8000 * 2 / 8 + 1000
+    assert "x 2/8" in wb.source
