@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import aio
-from harness.models.weight_bytes import served_gguf_bytes
 from harness.backends.base import (
     GREEDY,
     Backend,
@@ -39,6 +38,7 @@ from harness.backends.base import (
     library_version,
     ordinary_token_ids,
 )
+from harness.models.weight_bytes import served_gguf_bytes
 
 log = logging.getLogger(__name__)
 
