@@ -120,13 +120,9 @@ def request_body(
 def engine_scheduled(
     timings: dict[str, Any] | None, t_first: float | None, t_start: float
 ) -> float | None:
-    """When the server began this request's prefill, on our clock, or None where it does not say.
-
-    llama.cpp's server ends every stream with ``timings`` (tools/server/server-task.cpp,
-    ``to_json_oaicompat_chat_stream`` / ``to_json_oaicompat``: ``prompt_ms`` is the prompt
-    processing time of the slot, from its start on the prompt to the first sampled token). The
-    first token's arrival minus ``prompt_ms`` is when its slot took the request; the time before
-    that (since submission) was queue. Other servers send no ``timings``."""
+    """When the server began this request's prefill on our clock: the first token minus
+    llama.cpp server's ``timings.prompt_ms`` (sent on every stream's last chunk, server-task.cpp
+    ``to_json_oaicompat_chat_stream``); before it the request was queued. None without it."""
     prompt_ms = (timings or {}).get("prompt_ms")
     if t_first is None or not isinstance(prompt_ms, int | float) or prompt_ms < 0:
         return None
