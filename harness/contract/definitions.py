@@ -92,6 +92,13 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
         "work: in every timeline interval the energy is split over the requests in flight by "
         "their token rates. Energy in intervals with no request in flight is not attributed.",
     ),
+    "j_per_output_token_steady_state": (
+        "J/token",
+        "Serving runs: gross energy over the steady state / output tokens stamped in it, beside "
+        "the whole window's j_per_output_token. Steady state: first completion to last "
+        "submission; for a burst submitted at once, the span where the engine's batch is full "
+        "(ML.ENERGY). Null where the timeline cannot be read mid-window (estimate meters).",
+    ),
     "goodput_fraction": (
         "1",
         "Share of requests within the latency limits: TTFT (submission to first token, queueing "
