@@ -64,9 +64,22 @@ def attention_flops_per_token(config: Any, sequence_length: int) -> float:
     return 2.0 * n_layers * sequence_length * heads * head_dim
 
 
+def _numel(p: Any) -> int:
+    """Elements of a parameter as the model uses it. bitsandbytes' 4-bit ``Params4bit`` holds two
+    weights per uint8 element, so its ``numel()`` is half the layer's weights; its
+    ``quant_state.shape`` is the original shape (what bitsandbytes and PEFT count by)."""
+    shape = getattr(getattr(p, "quant_state", None), "shape", None)
+    if shape is not None:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        return n
+    return int(p.numel())
+
+
 def count_params(model: Any) -> int:
-    """Number of parameters (shared tensors counted once)."""
-    return int(sum(p.numel() for p in model.parameters()))
+    """Number of parameters (shared tensors counted once; 4-bit packed weights unpacked)."""
+    return int(sum(_numel(p) for p in model.parameters()))
 
 
 def matmul_params(model: Any) -> int:

@@ -160,3 +160,23 @@ def test_moe_gguf_counts_used_experts_only() -> None:
     wb = gguf_tensor_bytes(tensors, 2, 8)
     assert wb.per_step == 1000 + 8000 * 2 / 8 + 1000
     assert "x 2/8" in wb.source
+
+
+def test_bnb_4bit_packed_weights_count_as_their_original_shape() -> None:
+    from types import SimpleNamespace
+
+    from harness.window.flops import count_params
+
+    class Packed:  # bitsandbytes Params4bit: uint8 storage, two weights per element
+        def __init__(self, shape: tuple[int, int]) -> None:
+            self.quant_state = SimpleNamespace(shape=shape)
+
+        def numel(self) -> int:
+            return self.quant_state.shape[0] * self.quant_state.shape[1] // 2
+
+    class Plain:
+        def numel(self) -> int:
+            return 100
+
+    model = SimpleNamespace(parameters=lambda: [Packed((64, 32)), Plain()])
+    assert count_params(model) == 64 * 32 + 100
