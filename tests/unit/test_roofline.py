@@ -180,3 +180,17 @@ def test_bnb_4bit_packed_weights_count_as_their_original_shape() -> None:
 
     model = SimpleNamespace(parameters=lambda: [Packed((64, 32)), Plain()])
     assert count_params(model) == 64 * 32 + 100
+
+
+def test_pytorch_bnb_nf4_double_quant_bytes() -> None:
+    config = {"backend": "pytorch", "precision": "fp16", "pytorch": {"quantization": "bnb_nf4"}}
+    info = {
+        "engine_args": {
+            "weight_bytes_per_param": 0.5,  # the old rule: half a byte for every parameter
+            "quantization_config": {"bnb_4bit_use_double_quant": True},
+        }
+    }
+    flops = FlopsEstimate(2e9, "calflops", 10**9, 64, unquantised_params=10**8)
+    wb = stored_weight_bytes(info, config, flops)
+    assert wb.per_step == pytest.approx(9e8 * (0.5 + (1 + 4 / 256) / 64) + 1e8 * 2)
+    assert wb.per_step > 0.5 * 10**9  # the embedding stays fp16, the absmax adds bytes
