@@ -52,6 +52,21 @@ def meets(req: RequestLatency, limits: Sequence[Limit]) -> bool:
     return True
 
 
+def limits_for(slo: dict[str, Any] | None) -> list[Limit]:
+    """The limits of a suite's ``traffic.slo`` block (``ttft_s``, ``tpot_s``), each one not
+    given taken from MLPerf's server defaults; all defaults without a block."""
+    given = slo or {}
+    out = []
+    for name in GOODPUT_DEFAULTS:
+        value = given.get(f"{name}_s")
+        default = MLPERF_SERVER[name]
+        if value is None:
+            out.append(default)
+        else:
+            out.append(Limit(name, default.label, float(value), f"suite traffic.slo.{name}_s"))
+    return out
+
+
 def goodput(
     requests: Sequence[dict[str, Any]],
     energy_total_j: float | None,

@@ -53,7 +53,7 @@ def measure_experiment(
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.window.checks import window_warnings
-    from harness.window.goodput import goodput
+    from harness.window.goodput import goodput, limits_for
     from harness.window.timeline import Timeline
     from harness.window.warmup import warm_up
     from harness.workloads import WorkloadError, build_prompts
@@ -137,7 +137,7 @@ def measure_experiment(
     phases = _energy_breakdown(
         metrics, energy, session.baseline, samples, requests, components, traffic=bool(traffic)
     )
-    met, good = goodput(requests, metrics["energy_total_j"])
+    met, good = goodput(requests, metrics["energy_total_j"], limits_for((traffic or {}).get("slo")))
     for r, ok in zip(requests, met, strict=True):
         r["slo_met"] = ok
     metrics.update(

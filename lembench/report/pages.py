@@ -20,7 +20,7 @@ from lembench.report.fmt import esc, sort_key, stat_html, stat_title, value
 from lembench.report.quality import QUALITY_KEYS, absent_cell, absent_reason, quality_context
 from lembench.report.table import COLUMNS, Column, Row
 from lembench.results.aggregate import METRICS
-from lembench.suite.defaults import version_3_keys
+from lembench.suite.defaults import required_version
 
 try:  # libyaml's dumper is ~10x faster; pages are rendered by the thousand
     from yaml import CSafeDumper as _Dumper
@@ -219,9 +219,9 @@ def reproduce(exp: Experiment) -> dict[str, Any]:
     requested = requested if isinstance(requested, dict) else {}
     settings = {k: requested[k] for k in (*MEASUREMENT_V1, *MEASUREMENT_V2) if k in requested}
     v2 = any(k in settings for k in MEASUREMENT_V2)
-    v3 = isinstance(exp.config, dict) and bool(version_3_keys(exp.config))
+    needed = required_version(exp.config) if isinstance(exp.config, dict) else 1
     doc: dict[str, Any] = {
-        "schema_version": 3 if v3 else 2 if v2 else 1,
+        "schema_version": max(needed, 2 if v2 else 1),
         "name": exp.suite if SUITE_NAME.match(exp.suite) else "reproduce",
     }
     if exp.cycles:

@@ -44,3 +44,15 @@ def test_given_limits_and_no_good_tokens() -> None:
 def test_latencies() -> None:
     (r,) = latencies([row(2.0, 2.5, 4.5, 5)])
     assert (r.ttft_s, r.tpot_s) == pytest.approx((0.5, 0.5))
+
+
+def test_suite_limits_override_the_defaults_one_by_one() -> None:
+    from harness.window.goodput import limits_for
+
+    assert limits_for(None) == [MLPERF_SERVER["ttft"], MLPERF_SERVER["tpot"]]
+    ttft, tpot = limits_for({"tpot_s": 0.05})
+    assert ttft == MLPERF_SERVER["ttft"]
+    assert (tpot.limit_s, tpot.source) == (0.05, "suite traffic.slo.tpot_s")
+    # TPOT 0.1 s meets MLPerf's 200 ms but not a 50 ms limit.
+    met, _ = goodput([row(0.0, 1.0, 10.0, 91)], 1.0, limits_for({"tpot_s": 0.05}))
+    assert met == [False]
