@@ -129,8 +129,9 @@ AGGREGATION: tuple[tuple[str, str], ...] = (
         "A request is good when its TTFT (submission to first token) and TPOT ((last - first "
         "token) / (output tokens - 1)) are within the latency limits, by default MLPerf "
         "Inference's server limits (TTFT 2 s, TPOT 200 ms, from loadgen/mlperf.conf; the advise "
-        "scenarios use the same table), or the suite's traffic.slo. Goodput is the share of good requests; J per good output "
-        "token is the window's whole gross energy over the good requests' output tokens.",
+        "scenarios use the same table), or the suite's traffic.slo. Goodput is the share of "
+        "good requests; J per good output token is the window's whole gross energy over the "
+        "good requests' output tokens.",
     ),
     (
         "MFU and MBU",
