@@ -23,7 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.backends.base import FlopsEstimate
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ QUANT_FORMATS: dict[str, QuantFormat] = {
     "bnb_nf4": QuantFormat(4, 64, 4.0, "bitsandbytes NF4, fp32 absmax per 64 weights"),
     "bnb_fp4": QuantFormat(4, 64, 4.0, "bitsandbytes FP4, fp32 absmax per 64 weights"),
 }
+# vLLM's names for the same storage (its kernels differ, the bytes do not); vLLM's in-flight
+# ``bitsandbytes`` quantisation is 4-bit NF4 by default.
+QUANT_FORMATS.update(
+    awq_marlin=QUANT_FORMATS["awq"],
+    gptq_marlin=QUANT_FORMATS["gptq"],
+    bitsandbytes=QUANT_FORMATS["bnb_nf4"],
+)
 
 
 def quant_width(method: str, config: dict[str, Any] | None = None) -> tuple[float, str] | None:
@@ -173,3 +183,34 @@ def served_gguf_bytes(model_ref: dict[str, Any]) -> dict[str, Any] | None:
     except Exception:  # no gguf package, a damaged file: the fallback says what it assumed
         return None
     return {"per_step": wb.per_step, "source": f"{wb.source}; assumes the server runs {path.name}"}
+
+
+def stored_weight_bytes(
+    model_info: dict[str, Any], config: dict[str, Any], flops: FlopsEstimate
+) -> WeightBytes | None:
+    """Weight bytes one decode step reads at their stored width (``harness.models.weight_bytes``),
+    or None to fall back to parameters x the precision's width: the backend's own figure (GGUF
+    tensor types), else the quantisation method the experiment asks for (suite option
+    ``quantization`` of its backend block)."""
+    from harness.hardware.peaks import BYTES_PER_ELEMENT, DTYPES  # peaks imports this module
+
+    own = model_info.get("weight_bytes")
+    if isinstance(own, dict) and own.get("per_step"):
+        return WeightBytes(float(own["per_step"]), str(own.get("source", "")))
+    block = {"tensorrt-llm": "tensorrt"}.get(config.get("backend", ""), config.get("backend", ""))
+    engine_args = model_info.get("engine_args") or {}
+    method = (config.get(block) or {}).get("quantization") or engine_args.get("quantization")
+    params = flops.active_params or flops.params
+    if not method or params is None or flops.unquantised_params is None:
+        return None
+    width = BYTES_PER_ELEMENT.get(DTYPES.get(str(config.get("precision", "")).lower(), ""), 2)
+    known = quantised_bytes(
+        params, flops.unquantised_params, width, str(method), engine_args.get("quantization_config")
+    )
+    if known is not None:
+        return known
+    return WeightBytes(
+        params * width,
+        f"quantization {method!r} has no storage entry here: {params} parameters x {width:g} B "
+        "(the compute width, an upper bound of what is read)",
+    )

@@ -340,6 +340,7 @@ def _utilisation(
     Under traffic the engine's step count is unknown (it batches requests as they come), so MBU,
     which needs it, is left out rather than guessed."""
     from harness.hardware.peaks import utilisation
+    from harness.models.weight_bytes import stored_weight_bytes
 
     steps: dict[int, int] = {}
     for b, g in generations:
@@ -356,35 +357,6 @@ def _utilisation(
         weight_bytes_per_param=engine_args.get("weight_bytes_per_param"),
         weight_bytes=stored_weight_bytes(session.loaded.model_info, config, flops),
         devices=session.gpu_names,
-    )
-
-
-def stored_weight_bytes(
-    model_info: dict[str, Any], config: dict[str, Any], flops: FlopsEstimate
-) -> Any:
-    """Weight bytes one decode step reads at their stored width (``harness.models.weight_bytes``),
-    or None to fall back to parameters x the precision's width: the backend's own figure (GGUF
-    tensor types), else the quantisation method the experiment asks for (suite option
-    ``quantization`` of its backend block)."""
-    from harness.hardware.peaks import BYTES_PER_ELEMENT, DTYPES
-    from harness.models.weight_bytes import WeightBytes, quantised_bytes
-
-    own = model_info.get("weight_bytes")
-    if isinstance(own, dict) and own.get("per_step"):
-        return WeightBytes(float(own["per_step"]), str(own.get("source", "")))
-    block = {"tensorrt-llm": "tensorrt"}.get(config.get("backend", ""), config.get("backend", ""))
-    engine_args = model_info.get("engine_args") or {}
-    method = (config.get(block) or {}).get("quantization") or engine_args.get("quantization")
-    params = flops.active_params or flops.params
-    if not method or params is None or flops.unquantised_params is None:
-        return None
-    width = BYTES_PER_ELEMENT.get(DTYPES.get(str(config.get("precision", "")).lower(), ""), 2)
-    return quantised_bytes(
-        params,
-        flops.unquantised_params,
-        width,
-        str(method),
-        engine_args.get("quantization_config"),
     )
 
 

@@ -10,8 +10,7 @@ from harness.backends.base import FlopsEstimate
 from harness.backends.llamacpp_options import _flops_inputs
 from harness.hardware.parallel import devices_used, parallel_size
 from harness.hardware.peaks import utilisation
-from harness.models.weight_bytes import quant_width, quantised_bytes
-from harness.window.measure import stored_weight_bytes
+from harness.models.weight_bytes import quant_width, quantised_bytes, stored_weight_bytes
 
 H100 = "NVIDIA H100 80GB HBM3"
 
@@ -194,3 +193,14 @@ def test_pytorch_bnb_nf4_double_quant_bytes() -> None:
     wb = stored_weight_bytes(info, config, flops)
     assert wb.per_step == pytest.approx(9e8 * (0.5 + (1 + 4 / 256) / 64) + 1e8 * 2)
     assert wb.per_step > 0.5 * 10**9  # the embedding stays fp16, the absmax adds bytes
+
+
+def test_unknown_quantisation_says_it_assumed_the_compute_width() -> None:
+    flops = FlopsEstimate(2e9, "analytical", 10**9, 64, unquantised_params=10**8)
+    config = {"backend": "vllm", "precision": "bf16", "vllm": {"quantization": "experts_int8"}}
+    wb = stored_weight_bytes({}, config, flops)
+    assert wb.per_step == 2e9 and "'experts_int8' has no storage entry" in wb.source
+    marlin = {"backend": "vllm", "precision": "fp16", "vllm": {"quantization": "awq_marlin"}}
+    assert stored_weight_bytes({}, marlin, flops).per_step == pytest.approx(
+        9e8 * (0.5 + 2.5 / 128) + 1e8 * 2
+    )
