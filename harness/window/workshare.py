@@ -112,32 +112,45 @@ def share_work(
     the same domains (0 without a baseline)."""
     segments = _segments(spans, duration_s)
     cuts = sorted({0.0, duration_s, *(s.a for s in segments), *(s.b for s in segments)})
-    starts: dict[float, list[_Segment]] = {}
+    index = {t: k for k, t in enumerate(cuts)}
+    # Running token rate and segment count per interval [cuts[k], cuts[k+1]], by a sweep.
+    delta_rate = [0.0] * len(cuts)
+    delta_count = [0] * len(cuts)
     for s in segments:
-        starts.setdefault(s.a, []).append(s)
-    phase: dict[str, list[float]] = {"prefill": [], "decode": [], "other": []}
-    gross: list[list[float]] = [[] for _ in spans]
-    net: list[list[float]] = [[] for _ in spans]
-    running: list[_Segment] = []
-    # A sweep over the cuts: the running set changes only at a cut (O(cuts x running)).
-    for a, b in itertools.pairwise(cuts):
-        running = [s for s in running if s.b > a] + starts.get(a, [])
+        delta_rate[index[s.a]] += s.rate
+        delta_rate[index[s.b]] -= s.rate
+        delta_count[index[s.a]] += 1
+        delta_count[index[s.b]] -= 1
+    # A segment's share of interval k is rate / R_k, so its energy is its rate times the sum of
+    # e_k / R_k over its intervals: prefix sums of e_k / R_k make that O(1) per segment.
+    per_gross, per_net, other = [0.0], [0.0], []
+    rate, count = 0.0, 0
+    for k, (a, b) in enumerate(itertools.pairwise(cuts)):
+        rate += delta_rate[k]
+        count += delta_count[k]
         e_gross = energy(b) - energy(a)
         e_net = e_gross - idle_power_w * (b - a)
-        total_rate = math.fsum(s.rate for s in running)
-        if total_rate <= 0:
-            phase["other"].append(e_net)
-            continue
-        for s in running:
-            share = s.rate / total_rate
-            phase[s.phase].append(e_net * share)
-            gross[s.request].append(e_gross * share)
-            net[s.request].append(e_net * share)
+        if count <= 0 or rate <= 0:
+            other.append(e_net)
+            per_gross.append(per_gross[-1])
+            per_net.append(per_net[-1])
+        else:
+            per_gross.append(per_gross[-1] + e_gross / rate)
+            per_net.append(per_net[-1] + e_net / rate)
+    phase: dict[str, list[float]] = {"prefill": [], "decode": []}
+    gross: list[list[float]] = [[] for _ in spans]
+    net: list[list[float]] = [[] for _ in spans]
+    for s in segments:
+        a, b = index[s.a], index[s.b]
+        g, n = s.rate * (per_gross[b] - per_gross[a]), s.rate * (per_net[b] - per_net[a])
+        phase[s.phase].append(n)
+        gross[s.request].append(g)
+        net[s.request].append(n)
     return WorkShare(
         attribution=attribution_of(spans),
         prefill_j=math.fsum(phase["prefill"]),
         decode_j=math.fsum(phase["decode"]),
-        other_j=math.fsum(phase["other"]),
+        other_j=math.fsum(other),
         request_gross_j=[math.fsum(g) for g in gross],
         request_net_j=[math.fsum(n) for n in net],
     )

@@ -3,6 +3,8 @@ checked against hand-computed cases."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from harness.window.phases import attribute, request_energies
@@ -97,3 +99,48 @@ def test_spans_outside_the_window_keep_their_rate():
     r2 = RequestSpan(0.0, 0.0, 0.0, 2.0, 1, 11)
     work = share_work(lambda t: 30.0 * t, [r1, r2], 2.0, 0.0)
     assert work.request_gross_j == pytest.approx([60.0 / 3, 60.0 * 2 / 3])
+
+
+def _brute_force(energy, spans, duration_s, idle_w):
+    """The definition, interval by interval: every piece's energy split over the segments running
+    in it by token rate (quadratic; the reference for share_work's prefix sums)."""
+    from harness.window.workshare import _segments
+
+    segs = _segments(spans, duration_s)
+    cuts = sorted({0.0, duration_s, *(s.a for s in segs), *(s.b for s in segs)})
+    out = {"prefill": 0.0, "decode": 0.0, "other": 0.0}
+    per = [0.0] * len(spans)
+    for a, b in itertools.pairwise(cuts):
+        e = energy(b) - energy(a) - idle_w * (b - a)
+        running = [s for s in segs if s.a <= a and s.b >= b]
+        total = sum(s.rate for s in running)
+        if not running:
+            out["other"] += e
+        for s in running:
+            out[s.phase] += e * s.rate / total
+            per[s.request] += e * s.rate / total
+    return out, per
+
+
+def test_prefix_sums_match_the_definition_on_random_runs() -> None:
+    import random
+
+    rng = random.Random(7)
+    spans = []
+    for _ in range(60):
+        start = rng.uniform(-1.0, 30.0)
+        scheduled = None if rng.random() < 0.5 else start + rng.uniform(0.0, 5.0)
+        first = (scheduled or start) + rng.uniform(0.01, 2.0)
+        spans.append(RequestSpan(start, scheduled, first, first + rng.uniform(0.0, 10.0), 64, 33))
+
+    def energy(t: float) -> float:
+        return 100.0 * t + 20.0 * t * t  # rising power
+
+    work = share_work(energy, spans, 35.0, 30.0)
+    phases, per = _brute_force(energy, spans, 35.0, 30.0)
+    assert work.prefill_j == pytest.approx(phases["prefill"], rel=1e-9)
+    assert work.decode_j == pytest.approx(phases["decode"], rel=1e-9)
+    assert work.other_j == pytest.approx(phases["other"], rel=1e-9, abs=1e-9)
+    assert work.request_net_j == pytest.approx(per, rel=1e-9, abs=1e-9)
+    total_net = energy(35.0) - energy(0.0) - 30.0 * 35.0
+    assert work.prefill_j + work.decode_j + work.other_j == pytest.approx(total_net, rel=1e-12)
