@@ -119,6 +119,7 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
     base_dir = Path(request["base_dir"]) if request.get("base_dir") else None
     measurement = request["measurement"]
 
+    from harness.hardware.parallel import devices_used
     from harness.hardware.telemetry import Telemetry
     from harness.meters.chain import select_meters  # imported late: meters pull optional libraries
 
@@ -141,7 +142,7 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
             io_dir=io_dir,
             base_dir=base_dir,
             telemetry=telemetry,
-            gpu_names=_gpu_names(loaded.model_info.get("device"), environment),
+            gpu_names=devices_used(loaded.model_info.get("device"), environment.get("gpus") or []),
         )
         # The host's load before anything is measured: recorded with every window, and a cached
         # baseline is only reused under the same load.
@@ -191,17 +192,6 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
         if telemetry is not None:
             telemetry.close()
     return ExitCode.SOME_FAILED if failures else ExitCode.OK
-
-
-def _gpu_names(device: str | None, environment: dict[str, Any]) -> list[str]:
-    """Names of the GPUs the model runs on (for MFU/MBU peaks); [] on CPU.
-
-    The environment's ``gpus`` are already the experiment's own (``harness.hardware.gpu.scope``:
-    ``device: cuda:N`` selected the Nth visible one), so its first entry is the model's device."""
-    if not device or not device.startswith("cuda"):
-        return []
-    gpus = environment.get("gpus") or []
-    return [gpus[0]["name"]] if gpus else []
 
 
 def _load_backend(

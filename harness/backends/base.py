@@ -68,7 +68,10 @@ class Generation:
     """What one request produced. Times are ``time.perf_counter()`` values (seconds).
 
     ``token_times[i]`` is when output token i became available on the host; ``t_start`` is when the
-    request was submitted (for static batches: when its batch started).
+    request was submitted (for static batches: when its batch started). ``t_scheduled`` is when the
+    engine itself says it took the request out of its queue and began its prefill (serving engines
+    that report it, converted to this clock); None when the engine does not say, and then the
+    time between submission and first token is queue and prefill together.
     """
 
     tokens_in: int
@@ -76,6 +79,7 @@ class Generation:
     t_start: float
     token_times: list[float]
     text: str | None = None
+    t_scheduled: float | None = None
 
     @property
     def t_first_token(self) -> float | None:
@@ -88,13 +92,20 @@ class Generation:
 
 @dataclass(frozen=True)
 class FlopsEstimate:
-    """Forward FLOPs per token and how they were obtained (calflops | analytical | params_x2)."""
+    """Forward FLOPs per token and how they were obtained (calflops | analytical | params_x2).
+
+    ``active_params``: parameters one token passes through (a MoE's routed experts count with
+    experts-per-token / experts); None when the same as ``params``. ``unquantised_params``: the
+    input embedding plus an untied LM head, which weight quantisation leaves at full width (for
+    MBU's stored bytes); None when unknown."""
 
     per_token: float | None
     method: str
     params: int | None = None
     sequence_length: int | None = None
     note: str = ""
+    active_params: int | None = None
+    unquantised_params: int | None = None
 
 
 @dataclass

@@ -219,6 +219,8 @@ class LlamaCppBackend(Backend):
             "architecture": meta.get("general.architecture"),
             "params": int(lib.llama_model_n_params(model)),
             "size_bytes": int(lib.llama_model_size(model)),
+            # Stored bytes per decode step (GGUF tensor types), for MBU; None without gguf.
+            "weight_bytes": self._flops_info.get("weight_bytes"),
             "n_vocab": self._n_vocab,
             "eog_token_ids": self._eog,
             # The same dict object ends up in every result of the load group; its context entries
@@ -487,7 +489,12 @@ class LlamaCppBackend(Backend):
                 f"{attention:.4g}/token at s={sequence_length}"
             )
             return FlopsEstimate(
-                2.0 * f["matmul_params"] + attention, "analytical", params, sequence_length, note
+                2.0 * f["matmul_params"] + attention,
+                "analytical",
+                params,
+                sequence_length,
+                note,
+                active_params=f.get("active_params"),
             )
         if params:
             note = "2 x parameters (llama_model_n_params); " + f.get("why", "")

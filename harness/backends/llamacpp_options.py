@@ -155,8 +155,10 @@ def choose_token(
 
 
 def _flops_inputs(path: Path, meta: dict[str, str], n_params: int) -> dict[str, Any]:
-    """What :meth:`LlamaCppBackend.flops_per_token` needs, read once at load: the architecture
-    shape from the GGUF metadata and matrix-multiply parameters from its tensor sizes (``gguf``)."""
+    """What :meth:`LlamaCppBackend.flops_per_token` and MBU need, read once at load: the
+    architecture shape from the GGUF metadata, matrix-multiply parameters from its tensor sizes
+    and the stored weight bytes per decode step from its tensor types (``gguf``). A MoE's expert
+    tensors (``*_exps``) count with experts-per-token / experts."""
     info: dict[str, Any] = {"params": n_params or None}
     arch = meta.get("general.architecture", "")
     try:
@@ -166,15 +168,27 @@ def _flops_inputs(path: Path, meta: dict[str, str], n_params: int) -> dict[str, 
         head_dim = int(meta.get(f"{arch}.attention.key_length") or hidden // heads)
         from gguf import GGUFReader
 
-        sizes = {t.name: int(t.n_elements) for t in GGUFReader(str(path)).tensors}
+        tensors = GGUFReader(str(path)).tensors
     except (KeyError, ValueError, ImportError) as exc:
         info["why"] = f"analytical: {type(exc).__name__}: {exc}"
         return info
+    from harness.models.weight_bytes import gguf_tensor_bytes, is_expert_tensor
+
+    used = int(meta.get(f"{arch}.expert_used_count") or 0)
+    count = int(meta.get(f"{arch}.expert_count") or 0)
+    fraction = used / count if used and count else 1.0
+    sizes = {t.name: int(t.n_elements) for t in tensors}
+    active = {n: v * fraction if is_expert_tensor(n) else v for n, v in sizes.items()}
     embed = sizes.get("token_embd.weight", 0)
     tied = "output.weight" not in sizes
+    stored = gguf_tensor_bytes(
+        ((t.name, t.tensor_type.name, int(t.n_bytes)) for t in tensors), used, count
+    )
     info.update(
-        matmul_params=sum(sizes.values()) - embed + (embed if tied else 0),
+        matmul_params=round(sum(active.values())) - embed + (embed if tied else 0),
+        active_params=round(sum(active.values())) if fraction != 1.0 else None,
         tied=tied,
+        weight_bytes={"per_step": stored.per_step, "source": stored.source},
         shape={
             "num_hidden_layers": layers,
             "hidden_size": hidden,

@@ -40,6 +40,7 @@ from harness.backends.base import (
 )
 from harness.backends.openai_compat_options import OPTIONS_SCHEMA
 from harness.contract.descriptions import BackendDescription
+from harness.models.weight_bytes import served_gguf_bytes
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,18 @@ def request_body(
         if "logit_bias" in kw["exact_output"] and eos_ids:
             body["logit_bias"] = {str(i): BAN for i in eos_ids}
     return body
+
+
+def engine_scheduled(
+    timings: dict[str, Any] | None, t_first: float | None, t_start: float
+) -> float | None:
+    """When the server began this request's prefill on our clock: the first token minus
+    llama.cpp server's ``timings.prompt_ms`` (sent on every stream's last chunk, server-task.cpp
+    ``to_json_oaicompat_chat_stream``); before it the request was queued. None without it."""
+    prompt_ms = (timings or {}).get("prompt_ms")
+    if t_first is None or not isinstance(prompt_ms, int | float) or prompt_ms < 0:
+        return None
+    return max(t_start, t_first - float(prompt_ms) / 1000.0)
 
 
 def parse_chunk(chunk: dict[str, Any], api: str) -> tuple[str, dict[str, Any] | None, str | None]:
@@ -285,6 +298,7 @@ class OpenAIBackend(Backend):
             "tokenizer": None if self.tokenizer is None else self.tokenizer.source,
             "tokenizer_error": tok_error,
             "probe": {"tokens_out": probe.tokens_out, "chunks": len(probe.token_times)},
+            "weight_bytes": served_gguf_bytes(self.model_ref),  # MBU: the GGUF's stored bytes
         }
         return LoadInfo(
             device=f"server {kw['base_url']}",
@@ -397,6 +411,7 @@ class OpenAIBackend(Backend):
         pieces: list[str] = []
         usage: dict[str, Any] | None = None
         finish: str | None = None
+        timings: dict[str, Any] | None = None  # llama.cpp server's per-request timings
         t_start = time.perf_counter()
         try:
             async with asyncio.timeout(kw["timeout_s"]):
@@ -411,9 +426,9 @@ class OpenAIBackend(Backend):
                         payload = line[5:].strip()
                         if payload == "[DONE]":
                             break
-                        piece, chunk_usage, chunk_finish = parse_chunk(
-                            json.loads(payload), kw["api"]
-                        )
+                        chunk = json.loads(payload)
+                        piece, chunk_usage, chunk_finish = parse_chunk(chunk, kw["api"])
+                        timings = chunk.get("timings") or timings
                         if piece:
                             times.append(now)
                             pieces.append(piece)
@@ -438,7 +453,8 @@ class OpenAIBackend(Backend):
                     "server produced %d tokens, not the exact %d asked for (finish_reason %s, "
                     "exact_output %s)", tokens_out, max_new_tokens, finish, kw["exact_output"],
                 )  # fmt: skip
-        return Generation(tokens_in, tokens_out, t_start, times, out_text)
+        scheduled = engine_scheduled(timings, times[0] if times else None, t_start)
+        return Generation(tokens_in, tokens_out, t_start, times, out_text, scheduled)
 
     def _count(
         self, usage: dict[str, Any] | None, out_text: str, prompt_text: str, chunks: int

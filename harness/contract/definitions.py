@@ -79,8 +79,12 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "j_per_output_token_net": ("J/token", "energy_net_j / tokens_out."),
     "energy_prefill_j": (
         "J",
-        "Net energy attributed to prefill (batch start to first token), from the cumulative "
-        "energy timeline at the real request timestamps (time share for estimate-only meters).",
+        "Net energy attributed to prefill, from the cumulative energy timeline at the real request "
+        "timestamps (time share for estimate-only meters). Static batches: batch start to first "
+        "token. Serving runs: by share of work, each interval's energy split over the requests in "
+        "flight by token rate (prompt tokens over engine-scheduled time to first token, decode "
+        "tokens over first to last token); time a request waits in the engine's queue is not "
+        "prefill (energy.phases.attribution names the source of the spans).",
     ),
     "energy_decode_j": (
         "J",
@@ -92,19 +96,49 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "mfu": (
         "1",
         "Model FLOPs utilisation: flops_per_output_token x (tokens_in + tokens_out) / duration_s "
-        "over the device's dense peak for the precision (GPU rows; none for CPUs).",
+        "over the dense peak for the precision of one device times the devices the model runs on "
+        "(tensor x pipeline parallel; GPU rows; none for CPUs).",
     ),
     "mbu": (
         "1",
-        "Model bandwidth utilisation: parameter bytes x decode steps / duration_s over the "
-        "device's memory bandwidth (weights only: a lower bound).",
+        "Model bandwidth utilisation: weight bytes per decode step x decode steps / duration_s "
+        "over the devices' memory bandwidth (each device reads its 1/n of the weights). Weight "
+        "bytes are the stored bytes: GGUF tensor types, AWQ/GPTQ 4 bits + scales, FP8, "
+        "bitsandbytes; MoE routed experts x experts per token / experts; else parameters x the "
+        "precision's width (weights only: a lower bound).",
     ),
     "j_per_output_token": ("J/token", "energy_total_j / tokens_out (gross)."),
     "j_per_request": ("J/request", "energy_total_j / num_requests (gross)."),
+    "j_per_request_attributed": (
+        "J/request",
+        "Distribution (mean, p50, p90, p99) of each request's gross energy attributed by share of "
+        "work: in every timeline interval the energy is split over the requests in flight by "
+        "their token rates. Energy in intervals with no request in flight is not attributed.",
+    ),
+    "j_per_output_token_steady_state": (
+        "J/token",
+        "Serving runs: gross energy over the steady state / output tokens stamped in it, beside "
+        "the whole window's j_per_output_token. Steady state: first completion to last "
+        "submission; for a burst submitted at once, the span where the engine's batch is full "
+        "(ML.ENERGY). Null where the timeline cannot be read mid-window (estimate meters).",
+    ),
+    "goodput_fraction": (
+        "1",
+        "Share of requests within the latency limits: TTFT (submission to first token, queueing "
+        "included) and TPOT ((last - first token) / (tokens_out - 1)) at most MLPerf Inference's "
+        "server limits (2 s, 200 ms; the result's goodput block names them).",
+    ),
+    "j_per_good_output_token": (
+        "J/token",
+        "energy_total_j / output tokens of the requests within the latency limits (gross): late "
+        "requests cost energy but do not count as served. Null when no request met them.",
+    ),
     "flops_per_output_token": (
         "FLOP/token",
-        "Forward FLOPs per token averaged over a sequence of input+output tokens "
-        "(calflops, else analytical, else 2 x params).",
+        "Forward FLOPs per token averaged over a sequence of input+output tokens. pytorch: "
+        "calflops, else analytical, else 2 x params; every other backend: analytical from the "
+        "model's config or GGUF tensors (flops.method and flops.note say which, per result). MoE: "
+        "active experts only.",
     ),
     "co2_g": (
         "g CO2eq",

@@ -15,16 +15,24 @@ the ``NVIDIA `` prefix dropped. Names that differ in memory size or variant (``H
 name, a MIG instance or a CPU has no peak (None, "no peak known") rather than a near miss.
 
 MFU = achieved FLOP/s / peak FLOP/s, achieved = flops_per_token x (tokens_in + tokens_out) /
-duration_s. MBU = (param_bytes x decode_steps / duration_s) / peak memory bandwidth: each decode
-step reads every weight once; KV-cache and activation traffic are not counted, and the window also
-contains prefill time, so MBU is a lower bound of the decode phase's bandwidth use. With several
-GPUs the peaks add up (the utilisation is of the GPUs together, i.e. divided by the device count).
+duration_s. MBU = (weight bytes per step x decode_steps / duration_s) / peak memory bandwidth: each
+decode step reads every weight once at its stored width (``harness.models.weight_bytes``: GGUF
+tensor types, AWQ/GPTQ 4-bit + scales, FP8, bitsandbytes; MoE: the active experts), else
+parameters x the compute precision's width; KV-cache and activation traffic are not counted, and
+the window also contains prefill time, so MBU is a lower bound of the decode phase's bandwidth use.
+
+Tensor and pipeline parallelism: the peak is the per-device peak times the number of devices the
+model runs on (``devices``: every GPU of the TP x PP group, ``harness.hardware.parallel``), and
+each device reads its share of the weights (weight bytes / devices) per step, so MBU is
+(bytes per device x steps / duration) over the per-device bandwidth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.models.weight_bytes import WeightBytes
 
 T = 1e12  # tera
 G = 1e9  # giga
@@ -385,20 +393,33 @@ def utilisation(
     decode_steps: int | None,
     devices: list[str],
     weight_bytes_per_param: float | None = None,
+    weight_bytes: WeightBytes | None = None,
 ) -> dict[str, Any]:
     """MFU and MBU of one window over the GPUs ``devices`` (NVML names; [] for a CPU run).
 
-    Returns {"mfu", "mbu", "peak_flops_per_s", "peak_memory_bw_bytes_per_s", "peak_source"}; the
-    numbers are None with peak_source "no peak known" when there are no devices or one is not in
-    the table. A known device without a FLOP/s figure for ``precision`` still gets its bandwidth
-    (and MBU); peak_source then says which figure is missing. Peaks add up over the devices.
+    Returns {"mfu", "mbu", "peak_flops_per_s", "peak_memory_bw_bytes_per_s", "peak_source",
+    "devices", "weight_bytes_per_step", "weight_bytes_source"}; the numbers are None with
+    peak_source "no peak known" when there are no devices or one is not in the table. A known
+    device without a FLOP/s figure for ``precision`` still gets its bandwidth (and MBU);
+    peak_source then says which figure is missing. Peaks add up over the devices.
+    ``weight_bytes`` (stored weight bytes per decode step) wins over ``params`` x width, where
+    width is ``weight_bytes_per_param`` or the precision's element size.
     """
+    dtype = DTYPES.get(precision.lower())
+    width = weight_bytes_per_param or (BYTES_PER_ELEMENT.get(dtype) if dtype else None)
+    if weight_bytes is None and params is not None and width is not None:
+        weight_bytes = WeightBytes(
+            params * width, f"{params} parameters x {width:g} B ({precision} width)"
+        )
     out: dict[str, Any] = {
         "mfu": None,
         "mbu": None,
         "peak_flops_per_s": None,
         "peak_memory_bw_bytes_per_s": None,
         "peak_source": NO_PEAK,
+        "devices": len(devices),
+        "weight_bytes_per_step": None if weight_bytes is None else weight_bytes.per_step,
+        "weight_bytes_source": None if weight_bytes is None else weight_bytes.source,
     }
     rows = [device_peaks(name) for name in devices]
     if not rows:
@@ -408,7 +429,6 @@ def utilisation(
         out["peak_source"] = f"{NO_PEAK} ({', '.join(unknown)})"
         return out
     known = [row for row in rows if row is not None]
-    dtype = DTYPES.get(precision.lower())
     per_device = [getattr(row, dtype) if dtype else None for row in known]
     peak_flops = None if any(f is None for f in per_device) else sum(per_device)
     peak_bw = sum(row.memory_bw_bytes_per_s for row in known)
@@ -420,9 +440,8 @@ def utilisation(
         return out
     if peak_flops and flops_per_token is not None:
         out["mfu"] = flops_per_token * (tokens_in + tokens_out) / duration_s / peak_flops
-    # Quantised weights (bitsandbytes INT8/4-bit) are read at their stored width, not the
-    # compute precision's.
-    width = weight_bytes_per_param or (BYTES_PER_ELEMENT.get(dtype) if dtype else None)
-    if params is not None and width is not None and decode_steps is not None:
-        out["mbu"] = params * width * decode_steps / duration_s / peak_bw
+    if weight_bytes is not None and decode_steps is not None:
+        # Each of the n devices reads its 1/n of the weights per step against its own bandwidth:
+        # (bytes / n) x steps / duration / (peak_bw / n), i.e. the sum over the devices.
+        out["mbu"] = weight_bytes.per_step * decode_steps / duration_s / peak_bw
     return out

@@ -22,6 +22,12 @@ Methods, tried in order and recorded in ``FlopsEstimate.method``:
    multiply-add, 2 * s * d_attn each) averaged over causal positions (mean context s/2).
 3. ``params_x2``: ``2 * N`` over all parameters (ignores attention and the embedding lookup).
 
+Mixture of experts: a token passes through ``num_experts_per_tok`` of the routed experts of each
+MoE layer, so expert parameters (``...experts...`` tensors; shared experts are always used) count
+in ``N_matmul`` with the fraction ``experts per token / experts`` (analytical; calflops runs the
+real router and counts what it routes). ``FlopsEstimate.active_params`` holds the same count for
+MBU's weight bytes.
+
 Never raises: if nothing works, ``method="unavailable"`` and ``per_token=None``, with the reasons
 in ``note``.
 """
@@ -58,9 +64,22 @@ def attention_flops_per_token(config: Any, sequence_length: int) -> float:
     return 2.0 * n_layers * sequence_length * heads * head_dim
 
 
+def _numel(p: Any) -> int:
+    """Elements of a parameter as the model uses it. bitsandbytes' 4-bit ``Params4bit`` holds two
+    weights per uint8 element, so its ``numel()`` is half the layer's weights; its
+    ``quant_state.shape`` is the original shape (what bitsandbytes and PEFT count by)."""
+    shape = getattr(getattr(p, "quant_state", None), "shape", None)
+    if shape is not None:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        return n
+    return int(p.numel())
+
+
 def count_params(model: Any) -> int:
-    """Number of parameters (shared tensors counted once)."""
-    return int(sum(p.numel() for p in model.parameters()))
+    """Number of parameters (shared tensors counted once; 4-bit packed weights unpacked)."""
+    return int(sum(_numel(p) for p in model.parameters()))
 
 
 def matmul_params(model: Any) -> int:
@@ -77,6 +96,44 @@ def matmul_params(model: Any) -> int:
         )
         tied = head.weight is embed.weight or same_storage
         if tied:
+            n += int(head.weight.numel())
+    return n
+
+
+def experts_per_token(config: Any) -> tuple[int, int] | None:
+    """(experts per token, routed experts) of a MoE config; None for a dense model."""
+    k = getattr(config, "num_experts_per_tok", None) or getattr(config, "moe_topk", None)
+    n = None
+    for name in ("num_local_experts", "num_experts", "n_routed_experts"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            n = value
+            break
+    if not isinstance(k, int) or not n or k <= 0 or k >= n:
+        return None
+    return k, n
+
+
+def inactive_expert_params(model: Any, config: Any) -> int:
+    """Routed-expert parameters a token does not pass through: expert tensors x (1 - k/n)."""
+    moe = experts_per_token(config)
+    if moe is None:
+        return 0
+    from harness.models.weight_bytes import is_expert_tensor
+
+    experts = sum(int(p.numel()) for name, p in model.named_parameters() if is_expert_tensor(name))
+    k, n = moe
+    return round(experts * (n - k) / n)
+
+
+def unquantised_params(model: Any) -> int:
+    """Input embedding plus an untied LM head (what weight quantisation leaves at full width)."""
+    embed = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+    n = int(embed.weight.numel())
+    if head is not None and head.weight is not embed.weight:
+        same = not embed.weight.is_meta and head.weight.data_ptr() == embed.weight.data_ptr()
+        if not same:
             n += int(head.weight.numel())
     return n
 
@@ -122,13 +179,30 @@ def _calflops(model: Any, config: Any, sequence_length: int) -> tuple[float, str
 
 
 def _analytical(model: Any, config: Any, sequence_length: int) -> tuple[float, str]:
-    n = matmul_params(model)
+    inactive = inactive_expert_params(model, config)
+    n = matmul_params(model) - inactive
     attention = attention_flops_per_token(config, sequence_length)
     note = (
         f"analytical 2*N_matmul + 2*n_layers*s*d_attn: N_matmul={n} (all params minus input "
         f"embedding, plus tied LM head), attention {attention:.4g}/token at s={sequence_length}"
     )
+    if inactive:
+        k, e = experts_per_token(config) or (0, 0)
+        note += f"; MoE: {k} of {e} experts per token ({inactive} expert params not used)"
     return 2.0 * n + attention, note
+
+
+def _param_counts(model: Any, config: Any) -> dict[str, int | None]:
+    """``active_params`` and ``unquantised_params`` of a FlopsEstimate (None where unknown)."""
+    out: dict[str, int | None] = {"active_params": None, "unquantised_params": None}
+    try:
+        inactive = inactive_expert_params(model, config)
+        if inactive:
+            out["active_params"] = count_params(model) - inactive
+        out["unquantised_params"] = unquantised_params(model)
+    except Exception:  # an odd model without embeddings: MBU then counts all params plainly
+        log.debug("parameter breakdown failed", exc_info=True)
+    return out
 
 
 def estimate_flops_per_token(model: Any, config: Any, sequence_length: int) -> FlopsEstimate:
@@ -162,7 +236,8 @@ def estimate_flops_per_token(model: Any, config: Any, sequence_length: int) -> F
             continue
         if reasons:
             note += "; earlier methods failed: " + " | ".join(reasons)
-        return FlopsEstimate(value, method, params, sequence_length, note)
+        counts = _param_counts(model, config)
+        return FlopsEstimate(value, method, params, sequence_length, note, **counts)
 
     if params:
         note = "2 x parameters (no attention term); " + " | ".join(reasons)
@@ -188,9 +263,10 @@ def estimate_from_config(config: Any, sequence_length: int) -> FlopsEstimate:
             skeleton = transformers.AutoModelForCausalLM.from_config(config)
         params = count_params(skeleton)
         value, note = _analytical(skeleton, config, sequence_length)
+        counts = _param_counts(skeleton, config)
     except Exception as exc:  # unknown architecture, missing config fields: say why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         reason = f"{type(exc).__name__}: {first}"[:300]
         return FlopsEstimate(None, "unavailable", None, sequence_length, reason)
     note += " (architecture from the config on the meta device)"
-    return FlopsEstimate(value, "analytical", params, sequence_length, note)
+    return FlopsEstimate(value, "analytical", params, sequence_length, note, **counts)

@@ -90,6 +90,7 @@ class Measurement:
     energy: dict[str, Any]
     flops: dict[str, Any]
     requests: list[dict[str, Any]]
+    goodput: dict[str, Any]
     decoding: dict[str, Any]
     quality: dict[str, Any] | None
     traffic: dict[str, Any] | None
@@ -215,6 +216,7 @@ def derive(
     from harness.meters.carbon import co2_grams
     from harness.meters.chain import combine
     from harness.window.checks import WindowFacts, window_warnings
+    from harness.window.goodput import goodput, limits_for
     from harness.window.host_load import (
         busy_host_warning,
         cpu_count,
@@ -229,7 +231,14 @@ def derive(
     metrics = compute_metrics(w.generations, w.duration_s, energy, flops, co2_g)
     requests = request_timings(w.generations, w.t0)
     phases = _energy_breakdown(metrics, energy, session.baseline, w.samples, requests,
-                               w.components)  # fmt: skip
+                               w.components, traffic=bool(plan.traffic))  # fmt: skip
+    slo = (plan.traffic or {}).get("slo")
+    met, good = goodput(requests, metrics["energy_total_j"], limits_for(slo))
+    for r, ok in zip(requests, met, strict=True):
+        r["slo_met"] = ok
+    metrics.update(
+        goodput_fraction=good["fraction"], j_per_good_output_token=good["j_per_good_output_token"]
+    )
     # The measured part of the energy (the ranked figure) beside the whole system.
     scope = energy_scope(w.components)
     idle = None if session.baseline is None else session.baseline.power_w
@@ -243,6 +252,9 @@ def derive(
         from harness.workloads.traffic import steady_state_block
 
         steady = steady_state_block(w.served, w.t0, w.samples, w.components)
+        if steady is not None:
+            steady["j_per_output_token_window"] = metrics["j_per_output_token"]
+            metrics["j_per_output_token_steady_state"] = steady.get("j_per_output_token")
         traffic = {**w.served.info, "steady_state": steady}
     load = host_load(
         *w.cpu,
@@ -294,8 +306,13 @@ def derive(
             "peak_flops_per_s": peak["peak_flops_per_s"],
             "peak_memory_bw_bytes_per_s": peak["peak_memory_bw_bytes_per_s"],
             "peak_source": peak["peak_source"],
+            "devices": peak["devices"],
+            "weight_bytes_per_step": peak["weight_bytes_per_step"],
+            "weight_bytes_source": peak["weight_bytes_source"],
+            "active_params": flops.active_params,
         },
         requests=requests,
+        goodput=good,
         decoding=plan.sampling.to_dict(),
         quality=quality,
         traffic=traffic,
@@ -346,10 +363,18 @@ def _energy_breakdown(
     samples: list[dict[str, Any]],
     requests: list[dict[str, Any]],
     components: list[Any],
+    traffic: bool = False,
 ) -> dict[str, Any] | None:
-    """Net energy (idle subtracted) and prefill/decode attribution; fills the metrics' net and
-    phase fields and returns the result's ``energy.phases`` block (None without energy)."""
-    from harness.window.phases import attribute
+    """Net energy (idle subtracted), prefill/decode attribution and per-request energy; fills the
+    metrics' net, phase and per-request fields and the request rows' ``energy_j``, and returns the
+    result's ``energy.phases`` block (None without energy).
+
+    Static batches split phases by their spans; serving runs (``traffic``) by share of work, so
+    that queue time is not counted as prefill (``harness.window.workshare``). Per-request energy
+    is the work share in both cases."""
+    from harness.window.phases import attribute, request_energies
+    from harness.window.stats import summarize
+    from harness.window.workshare import RequestSpan
 
     total = energy["energy_total_j"]
     domains = sorted({c.domain for c in components})
@@ -372,9 +397,26 @@ def _energy_breakdown(
         energy_decode_j=None,
         j_per_input_token_prefill=None,
         j_per_output_token_decode=None,
+        j_per_request_attributed=None,
     )
     if total is None:
         return None
+    spans = [
+        RequestSpan(
+            r["t_start_s"],
+            r.get("t_scheduled_s"),
+            r["t_first_token_s"],
+            r["t_end_s"],
+            r["tokens_in"],
+            r["tokens_out"],
+        )
+        for r in requests
+    ]
+    domain_totals = {c.domain: c.energy_j for c in components}
+    work = request_energies(samples, spans, duration, idle_w or 0.0, total, domains, domain_totals)
+    for r, gross, net_j in zip(requests, work.request_gross_j, work.request_net_j, strict=True):
+        r["energy_j"], r["energy_net_j"] = gross, net_j
+    metrics["j_per_request_attributed"] = summarize(work.request_gross_j)
     batches: dict[int, list[float]] = {}
     for r in requests:
         b = batches.setdefault(r["batch"], [r["t_start_s"], r["t_first_token_s"], r["t_end_s"]])
@@ -382,16 +424,17 @@ def _energy_breakdown(
         if r["t_first_token_s"] is not None:
             b[1] = r["t_first_token_s"] if b[1] is None else min(b[1], r["t_first_token_s"])
         b[2] = max(b[2], r["t_end_s"])
-    spans = [(s, f if f is not None else e, e) for s, f, e in batches.values()]
+    batch_spans = [(s, f if f is not None else e, e) for s, f, e in batches.values()]
     phases = attribute(
         samples,
-        spans,
+        batch_spans,
         duration,
         idle_w or 0.0,
         total,
         domains,
         # Per-domain totals let closure check each sampled series against its own meter.
-        domain_totals_j={c.domain: c.energy_j for c in components},
+        domain_totals_j=domain_totals,
+        requests=spans if traffic else None,
     )
     metrics.update(
         energy_prefill_j=phases.prefill_j,
@@ -415,21 +458,22 @@ def _utilisation(
     Under traffic the engine's step count is unknown (it batches requests as they come), so MBU,
     which needs it, is left out rather than guessed."""
     from harness.hardware.peaks import utilisation
+    from harness.models.weight_bytes import stored_weight_bytes
 
     steps: dict[int, int] = {}
     for b, g in generations:
         steps[b] = max(steps.get(b, 0), g.tokens_out)
+    engine_args = session.loaded.model_info.get("engine_args") or {}
     return utilisation(
         flops_per_token=flops.per_token,
         tokens_in=metrics["tokens_in"],
         tokens_out=metrics["tokens_out"],
         duration_s=metrics["duration_s"],
-        params=flops.params,
+        params=flops.active_params or flops.params,
         precision=config["precision"],
         decode_steps=None if traffic else sum(steps.values()),
-        weight_bytes_per_param=(session.loaded.model_info.get("engine_args") or {}).get(
-            "weight_bytes_per_param"
-        ),
+        weight_bytes_per_param=engine_args.get("weight_bytes_per_param"),
+        weight_bytes=stored_weight_bytes(session.loaded.model_info, config, flops),
         devices=session.gpu_names,
     )
 

@@ -27,6 +27,8 @@ def request_timings(generations: list[tuple[int, Generation]], t0: float) -> lis
                 "tokens_in": g.tokens_in,
                 "tokens_out": g.tokens_out,
                 "t_start_s": g.t_start - t0,
+                # When the engine itself says it scheduled the request (None: it does not say).
+                "t_scheduled_s": None if g.t_scheduled is None else g.t_scheduled - t0,
                 "t_first_token_s": None if first is None else first - t0,
                 "t_end_s": g.t_end - t0,
             }

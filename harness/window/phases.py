@@ -26,6 +26,12 @@ once: prefill is the union of prefill intervals, decode the union of decode inte
 time (where a prefill overlaps another batch's decode, the time counts as prefill: the GPU's work
 there is dominated by the prompt's compute), other is the rest of the window. A batch without a
 first token (``t_first_token`` None: nothing generated) counts as prefill up to its end.
+``attribution`` is then ``"batch_spans"``.
+
+Under traffic (continuous batching) that union would count queue time as prefill. Given
+``requests`` (``harness.window.workshare.RequestSpan``), the split is by share of work instead
+(tokens in flight per timeline interval, prefill starting where the engine scheduled the request
+when it says so); ``attribution`` then names the source (``work_share:...``).
 """
 
 from __future__ import annotations
@@ -36,11 +42,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness.window.workshare import RequestSpan, WorkShare, share_work
+
 #: Closure tolerance: the parts must add up to the meters' total within this relative error.
 CLOSURE_TOLERANCE = 0.01
 
 TIMELINE = "timeline"
 TIME_SHARE = "time_share"
+#: ``Phases.attribution`` of the static-batch rule (union of per-batch spans).
+BATCH_SPANS = "batch_spans"
 
 Interval = tuple[float, float]
 
@@ -56,6 +66,7 @@ class Phases:
     idle_j: float  # idle power x window duration (0 without a baseline)
     total_j: float  # the meters' window total (gross) the parts must add up to
     closure_rel_error: float  # |prefill + decode + other + idle - total| / total
+    attribution: str = BATCH_SPANS  # how the phase spans were found (see the module docstring)
 
     @property
     def closure_ok(self) -> bool:
@@ -149,6 +160,57 @@ def _phase_intervals(
     return p, d, other
 
 
+@dataclass(frozen=True)
+class WindowEnergy:
+    """The window's gross cumulative energy as a function of time, over the given domains."""
+
+    method: str  # "timeline" | "time_share" | "timeline+time_share"
+    series: dict[str, _Series]
+    shared_total_j: float  # window total of the domains without a series (split by time share)
+    duration_s: float
+
+    def __call__(self, t: float) -> float:
+        """Gross energy (J) from the window start to ``t``: sampled domains interpolated, the
+        others at a constant rate over the window."""
+        value = math.fsum(s(t) - s(0.0) for s in self.series.values())
+        if self.shared_total_j and self.duration_s > 0:
+            value += self.shared_total_j * min(max(t, 0.0), self.duration_s) / self.duration_s
+        return value
+
+
+def window_energy(
+    samples: list[dict[str, Any]],
+    duration_s: float,
+    total_j: float,
+    domains: list[str],
+    domain_totals_j: dict[str, float] | None = None,
+) -> WindowEnergy:
+    """The window's cumulative energy from its timeline (see ``attribute`` for the arguments)."""
+    series = {d: s for d in domains if (s := _series(samples, d)) is not None}
+    shared = [d for d in domains if d not in series]
+    methods = [m for m, used in ((TIMELINE, series), (TIME_SHARE, shared or not series)) if used]
+    series_total = math.fsum(s(duration_s) - s(0.0) for s in series.values())
+    if domain_totals_j is not None:
+        shared_total = math.fsum(domain_totals_j.get(d) or 0.0 for d in shared)
+    else:
+        shared_total = max(total_j - series_total, 0.0) if shared else 0.0
+    return WindowEnergy("+".join(methods), series, shared_total, duration_s)
+
+
+def request_energies(
+    samples: list[dict[str, Any]],
+    requests: list[RequestSpan],
+    duration_s: float,
+    idle_power_w: float,
+    total_j: float,
+    domains: list[str],
+    domain_totals_j: dict[str, float] | None = None,
+) -> WorkShare:
+    """Per-request (and per-phase) energy by share of work (``harness.window.workshare``)."""
+    energy = window_energy(samples, duration_s, total_j, domains, domain_totals_j)
+    return share_work(energy, requests, duration_s, idle_power_w)
+
+
 def attribute(
     samples: list[dict[str, Any]],
     batches: list[tuple[float, float, float]],
@@ -157,6 +219,7 @@ def attribute(
     total_j: float,
     domains: list[str],
     domain_totals_j: dict[str, float] | None = None,
+    requests: list[RequestSpan] | None = None,
 ) -> Phases:
     """Split one window's energy into prefill, decode, other and idle (see the module docstring).
 
@@ -167,36 +230,27 @@ def attribute(
     the meters' total per domain; time-share domains then use their own totals, and closure checks
     the series against the meters. Without it, time-share domains get what the series leaves of
     ``total_j`` (never less than 0), so closure can only catch a series that exceeds the total.
+    ``requests`` (optional, serving runs): split by share of work instead of ``batches``.
     """
-    series = {d: s for d in domains if (s := _series(samples, d)) is not None}
-    shared = [d for d in domains if d not in series]
-    methods = [m for m, used in ((TIMELINE, series), (TIME_SHARE, shared or not series)) if used]
-    method = "+".join(methods)
-
-    def energy(t: float) -> float:
-        return math.fsum(s(t) for s in series.values())
-
-    series_total = energy(duration_s) - energy(0.0) if series else 0.0
-    if domain_totals_j is not None:
-        shared_total = math.fsum(domain_totals_j.get(d) or 0.0 for d in shared)
-    else:
-        shared_total = max(total_j - series_total, 0.0) if shared else 0.0
-
-    prefill, decode, other = _phase_intervals(batches, duration_s)
-
-    def net(intervals: list[Interval]) -> float:
-        length = _length(intervals)
-        gross = math.fsum(energy(b) - energy(a) for a, b in intervals) if series else 0.0
-        if shared and duration_s > 0:
-            gross += shared_total * length / duration_s
-        return gross - idle_power_w * length
-
+    energy = window_energy(samples, duration_s, total_j, domains, domain_totals_j)
     idle_j = idle_power_w * duration_s if duration_s > 0 else 0.0
-    prefill_j, decode_j, other_j = net(prefill), net(decode), net(other)
+    if requests is not None:
+        work = share_work(energy, requests, duration_s, idle_power_w)
+        prefill_j, decode_j, other_j = work.prefill_j, work.decode_j, work.other_j
+        attribution = work.attribution
+    else:
+        prefill, decode, other = _phase_intervals(batches, duration_s)
+
+        def net(intervals: list[Interval]) -> float:
+            gross = math.fsum(energy(b) - energy(a) for a, b in intervals)
+            return gross - idle_power_w * _length(intervals)
+
+        prefill_j, decode_j, other_j = net(prefill), net(decode), net(other)
+        attribution = BATCH_SPANS
     parts = prefill_j + decode_j + other_j + idle_j
     if total_j != 0:
         error = abs(parts - total_j) / abs(total_j)
     else:
         # Nothing measured: closure holds only if the series says nothing either.
         error = 0.0 if abs(parts) < 1e-12 else 1.0
-    return Phases(method, prefill_j, decode_j, other_j, idle_j, total_j, error)
+    return Phases(energy.method, prefill_j, decode_j, other_j, idle_j, total_j, error, attribution)

@@ -13,8 +13,14 @@ Used by every serving backend (``Backend.supports_traffic``) inside the measured
 Every request runs through ``backend.agenerate`` on the process-wide loop of
 ``harness.backends.aio``.
 The steady state is the stretch where the system holds its full load: from the first completion
-(the ramp-up is over) to the last submission (the drain starts); ``steady_state_block`` measures
-it on its own, energy included, from the power timeline.
+(the ramp-up is over) to the last submission (the drain starts). When every request is submitted
+before the first one completes (a burst at t=0, ML.ENERGY's method), that stretch is empty; the
+steady state is then ML.ENERGY's: the span where the engine's batch is full (The ML.ENERGY
+Benchmark, arXiv:2505.06371, sec. on LLM measurement), from the first moment the number of running
+requests reaches its maximum to the last moment it is at that maximum. A request runs from when
+the engine scheduled it (``Generation.t_scheduled``) or, where the engine does not say, from its
+first token, to its last token. ``steady_state_block`` measures it on its own, energy included,
+from the power timeline, beside the whole window's J/token.
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ from harness.backends.base import GREEDY, Backend, Generation, Prompt, Sampling
 STEADY_STATE_DEFINITION = (
     "from the first request completion (ramp-up over) to the last request submission (drain "
     "starts): the stretch where the server holds its full offered load"
+)
+BATCH_FULL_DEFINITION = (
+    "all requests were submitted before the first completed: the span where the engine's batch "
+    "is full (ML.ENERGY), from the first to the last moment the number of running requests "
+    "(engine-scheduled, else first token, to last token) is at its maximum"
 )
 
 
@@ -237,14 +248,39 @@ def _info(run: TrafficRun, traffic: dict[str, Any], t0: float, peak: int) -> dic
     return info
 
 
+def batch_full_span(gens: list[Generation]) -> tuple[float, float, int] | None:
+    """(start, end, running) on the generations' clock: the first and last moment the number of
+    running requests is at its maximum ``running``; None when nothing ran for any time."""
+    events: list[tuple[float, int]] = []
+    for g in gens:
+        begin = g.t_scheduled if g.t_scheduled is not None else g.t_first_token
+        if begin is not None and g.t_end > begin:
+            events += [(begin, 1), (g.t_end, -1)]
+    if not events:
+        return None
+    events.sort()  # at equal times -1 sorts first: a request ending frees its slot first
+    count, peak, first_full, last_full = 0, 0, 0.0, 0.0
+    for t, delta in events:
+        if delta < 0 and count == peak:
+            last_full = t  # the batch leaves its maximum here (for now)
+        count += delta
+        if count > peak:
+            peak, first_full = count, t
+    return (first_full, last_full, peak) if last_full > first_full else None
+
+
 def steady_state(run: TrafficRun, t0: float) -> tuple[float, float] | None:
-    """(start_s, end_s) relative to ``t0``: first completion to last submission; None when there
-    are no requests or the load never built up (the last request went out before any finished)."""
+    """(start_s, end_s) relative to ``t0``: first completion to last submission, or where that is
+    empty (a burst), the span where the batch is full (``batch_full_span``); None when there are
+    no requests or neither exists."""
     if not run.generations:
         return None
     start = min(g.t_end for g in run.generations) - t0
     end = max(run.t_submit) - t0
-    return (start, end) if end > start else None
+    if end > start:
+        return (start, end)
+    full = batch_full_span(run.generations)
+    return None if full is None else (full[0] - t0, full[1] - t0)
 
 
 def _steady_core(run: TrafficRun, t0: float) -> dict[str, Any] | None:
@@ -264,7 +300,11 @@ def _steady_core(run: TrafficRun, t0: float) -> dict[str, Any] | None:
         "start_s": bounds[0],
         "end_s": bounds[1],
         "duration_s": duration,
-        "definition": STEADY_STATE_DEFINITION,
+        "definition": (
+            STEADY_STATE_DEFINITION
+            if max(run.t_submit) > min(g.t_end for g in run.generations)
+            else BATCH_FULL_DEFINITION
+        ),
         "requests_completed": sum(1 for g in run.generations if a <= g.t_end <= b),
         "tokens_out": tokens,
         "throughput_out_tok_s": tokens / duration,

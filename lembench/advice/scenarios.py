@@ -14,24 +14,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.contract.slos import MLPERF_SERVER
 from lembench.advice.data import Experiment
 from lembench.errors import UserError
 
 SCENARIO_NAMES = ("chat", "api", "batch")
 
-#: Where the default limits come from.
-MLPERF_CONF = "MLCommons inference, loadgen/mlperf.conf"
-SOURCES = {
-    "ttft_p99_s": f"{MLPERF_CONF}: llama2-70b.Server.ttft_latency = 2000 ms (99th percentile)",
-    "itl_p99_s": f"{MLPERF_CONF}: llama2-70b.Server.tpot_latency = 200 ms (99th percentile)",
-    "e2e_p99_s": f"{MLPERF_CONF}: gptj.Server.target_latency = 20000 ms (99th percentile)",
-}
+# The limits themselves live in the harness contract (goodput uses the same table).
+_LIMITS = {"ttft_p99_s": "ttft", "itl_p99_s": "tpot", "e2e_p99_s": "e2e"}
+SOURCES = {metric: MLPERF_SERVER[key].source for metric, key in _LIMITS.items()}
 
 #: Metric -> (label, default limit in seconds).
 _TARGETS = {
-    "ttft_p99_s": ("TTFT p99", 2.0),
-    "itl_p99_s": ("ITL p99", 0.2),
-    "e2e_p99_s": ("E2E p99", 20.0),
+    "ttft_p99_s": ("TTFT p99", MLPERF_SERVER["ttft"].limit_s),
+    "itl_p99_s": ("ITL p99", MLPERF_SERVER["tpot"].limit_s),
+    "e2e_p99_s": ("E2E p99", MLPERF_SERVER["e2e"].limit_s),
 }
 
 _DEFAULTS = {

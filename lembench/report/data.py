@@ -49,6 +49,12 @@ RUN_METRICS: dict[str, tuple[str, str | None]] = {
     "tokens_out": ("tokens_out", None),
     "pass_at_1": ("pass_at_1", None),
     "j_per_solved_task": ("j_per_solved_task", None),
+    "j_per_request_p50": ("j_per_request_attributed", "p50"),
+    "j_per_request_p90": ("j_per_request_attributed", "p90"),
+    "j_per_request_p99": ("j_per_request_attributed", "p99"),
+    "goodput_fraction": ("goodput_fraction", None),
+    "j_per_good_output_token": ("j_per_good_output_token", None),
+    "j_per_output_token_steady_state": ("j_per_output_token_steady_state", None),
 }
 
 

@@ -113,16 +113,62 @@ AGGREGATION: tuple[tuple[str, str], ...] = (
     ),
     (
         "Prefill and decode",
-        "Energy is attributed to prefill (batch start to first token) and decode (first token to "
-        "last) from the cumulative energy timeline and the request timestamps; phases, gaps and "
-        "idle must add up to the window total within 1%.",
+        "Energy is attributed to prefill and decode from the cumulative energy timeline and the "
+        "request timestamps; phases, gaps and idle must add up to the window total within 1%. "
+        "Static batches: prefill is batch start to first token, decode first to last token. "
+        "Serving runs (traffic): every timeline interval's energy is split over the requests in "
+        "flight by their token rates (prompt tokens over the prefill span, output tokens over "
+        "the decode span), so time a request waits in the engine's queue is not prefill. The "
+        "prefill span starts where the engine says it scheduled the request (llama.cpp's server: "
+        "first token minus its timings.prompt_ms); engines that do not report it (vLLM 0.11's V1 "
+        "RequestOutput has no metrics, TensorRT-LLM and other servers as integrated here) start "
+        "it at submission, where the long wait gives the queued request a low token rate, never "
+        "the whole interval. energy.phases.attribution names which.",
+    ),
+    (
+        "Per-request energy",
+        "The same shares give each request its energy: the sum over the intervals it was in "
+        "flight of the interval's energy x its token rate / all requests' token rates. "
+        "j_per_request_attributed is their distribution (p50, p90, p99); energy in intervals "
+        "with nothing in flight is not attributed to any request.",
+    ),
+    (
+        "Steady state",
+        "Serving runs report J per output token over the steady state beside the whole window's. "
+        "Open-loop arrivals: from the first completion (ramp-up over) to the last submission "
+        "(drain starts). All requests submitted at once (ML.ENERGY's method, arXiv:2505.06371): "
+        "the span where the engine's batch is full, from the first to the last moment the number "
+        "of running requests (engine-scheduled, else first token, to last token) is at its "
+        "maximum.",
+    ),
+    (
+        "Goodput",
+        "A request is good when its TTFT (submission to first token) and TPOT ((last - first "
+        "token) / (output tokens - 1)) are within the latency limits, by default MLPerf "
+        "Inference's server limits (TTFT 2 s, TPOT 200 ms, from loadgen/mlperf.conf; the advise "
+        "scenarios use the same table), or the suite's traffic.slo. Goodput is the share of "
+        "good requests; J per good output token is the window's whole gross energy over the "
+        "good requests' output tokens.",
     ),
     (
         "MFU and MBU",
         "Model FLOPs utilisation: achieved FLOP/s (FLOPs per token x tokens / duration) over the "
-        "device's dense peak for the precision. Memory bandwidth utilisation: parameter bytes "
-        "read per decode step x steps / duration over the peak bandwidth. Empty where no peak is "
-        "known (CPUs).",
+        "dense peak for the precision of one device times the number of devices the model runs "
+        "on (tensor x pipeline parallel). Memory bandwidth utilisation: weight bytes read per "
+        "decode step x steps / duration over the devices' peak bandwidth, each device reading its "
+        "1/n of the weights. Weight bytes are what is stored, not the compute precision: a GGUF's "
+        "own tensor sizes per GGML type (Q4_K 144 bytes per 256 weights, Q6_K 210, ...), AWQ/GPTQ "
+        "4 bits plus an fp16 scale and int4 zero per 128 weights, FP8/INT8 1 byte, bitsandbytes "
+        "4 bits plus its absmax per 64 weights; the embedding and an untied LM head stay at the "
+        "compute width. A mixture of experts counts its routed experts with experts per token / "
+        "experts, in FLOPs and in bytes. Empty where no peak is known (CPUs).",
+    ),
+    (
+        "FLOPs",
+        "calflops counts FLOPs on the pytorch backend only (its model is a torch module); every "
+        "other backend counts them analytically from the model's config or GGUF tensors "
+        "(2 x matrix-multiply parameters + causal attention), and each result says which in "
+        "flops.method and flops.note.",
     ),
     (
         "Quality (HumanEval)",

@@ -20,7 +20,7 @@ from lembench.report.fmt import esc, sort_key, stat_html, stat_title, value
 from lembench.report.quality import QUALITY_KEYS, absent_cell, absent_reason, quality_context
 from lembench.report.table import COLUMNS, Column, Row
 from lembench.results.aggregate import METRICS
-from lembench.suite.defaults import version_3_keys
+from lembench.suite.defaults import required_version
 
 try:  # libyaml's dumper is ~10x faster; pages are rendered by the thousand
     from yaml import CSafeDumper as _Dumper
@@ -232,9 +232,9 @@ def reproduce(exp: Experiment) -> dict[str, Any]:
     requested = requested if isinstance(requested, dict) else {}
     settings = {k: requested[k] for k in (*MEASUREMENT_V1, *MEASUREMENT_V2) if k in requested}
     v2 = any(k in settings for k in MEASUREMENT_V2)
-    v3 = isinstance(exp.config, dict) and bool(version_3_keys(exp.config))
+    needed = required_version(exp.config) if isinstance(exp.config, dict) else 1
     doc: dict[str, Any] = {
-        "schema_version": 3 if v3 else 2 if v2 else 1,
+        "schema_version": max(needed, 2 if v2 else 1),
         "name": exp.suite if SUITE_NAME.match(exp.suite) else "reproduce",
     }
     if exp.cycles:
@@ -331,12 +331,19 @@ RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("energy_decode_j", "decode (J)", "sig"),
     ("mfu", "MFU", "pct"),
     ("mbu", "MBU", "pct"),
+    ("j_per_request_p50", "J/request p50", "sig"),
+    ("j_per_request_p90", "J/request p90", "sig"),
+    ("j_per_request_p99", "J/request p99", "sig"),
+    ("goodput_fraction", "goodput", "pct"),
+    ("j_per_good_output_token", "J/good token", "sig"),
+    ("j_per_output_token_steady_state", "J/token steady", "sig"),
 )
 
 
 def unit_of(metric: str) -> str:
     """The unit of a summarised metric: from METRIC_DEFINITIONS, else from its name's suffix."""
     base = metric.replace("_p50", "").replace("_p99", "").replace("e2e_s", "e2e_latency_s")
+    base = base.replace("_p90", "")
     if base in METRIC_DEFINITIONS:
         return METRIC_DEFINITIONS[base][0]
     if metric.startswith(("j_per_output_token", "j_per_input_token")):

@@ -84,6 +84,12 @@ METRICS = (
     "pass_at_1",
     "j_per_solved_task",
     "j_per_solved_task_net",
+    "j_per_request_p50",
+    "j_per_request_p90",
+    "j_per_request_p99",
+    "goodput_fraction",
+    "j_per_good_output_token",
+    "j_per_output_token_steady_state",
 )
 
 #: Metrics whose spread flags an experiment ``high_variance``.
@@ -115,6 +121,10 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "itl_p99_s": ("itl_s", "p99"),
     "e2e_p50_s": ("e2e_latency_s", "p50"),
     "e2e_p99_s": ("e2e_latency_s", "p99"),
+    # Per-request energy attributed by share of work (harness.window.workshare).
+    "j_per_request_p50": ("j_per_request_attributed", "p50"),
+    "j_per_request_p90": ("j_per_request_attributed", "p90"),
+    "j_per_request_p99": ("j_per_request_attributed", "p99"),
 }
 
 #: Column types of the runs frame (explicit: a metric null in every run, as v2 metrics are in v1

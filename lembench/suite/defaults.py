@@ -111,3 +111,16 @@ def version_3_keys(config: dict[str, Any]) -> list[list[str]]:
     if isinstance(pytorch, dict):
         paths += [["pytorch", k] for k in V3_PYTORCH_KEYS if k in pytorch]
     return paths
+
+
+def version_4_keys(config: dict[str, Any]) -> list[list[str]]:
+    """Key paths of ``config`` that need suite schema_version 4 (goodput latency limits)."""
+    traffic = config.get("traffic")
+    return [["traffic", "slo"]] if isinstance(traffic, dict) and "slo" in traffic else []
+
+
+def required_version(config: dict[str, Any]) -> int:
+    """The lowest suite schema_version that has every key of ``config`` (at least 1)."""
+    if version_4_keys(config):
+        return 4
+    return 3 if version_3_keys(config) else 1

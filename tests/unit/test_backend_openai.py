@@ -59,6 +59,8 @@ class Server:
         self.words_per_chunk = 1
         self.finish = True
         self.produce: int | None = None  # tokens to produce (default: max_tokens)
+        # llama.cpp's server ends each stream with "timings" (server-task.cpp); None: not sent.
+        self.prompt_ms: float | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.headers.append(request.headers)
@@ -87,6 +89,11 @@ class Server:
             events.append({"choices": [{**last, "finish_reason": "length"}]})
         if self.usage and (body.get("stream_options") or {}).get("include_usage"):
             events.append({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": n}})
+        if self.prompt_ms is not None:
+            events[-1]["timings"] = {
+                "prompt_n": 11, "prompt_ms": self.prompt_ms, "prompt_per_token_ms": 0.1,
+                "predicted_n": n, "predicted_ms": 5.0, "predicted_per_token_ms": 5.0 / max(n, 1),
+            }  # fmt: skip
         sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + ": ping\n\ndata: [DONE]\n\n"
         return httpx.Response(
             200, content=sse.encode(), headers={"content-type": "text/event-stream"}
@@ -261,6 +268,27 @@ def test_generate_counts_from_usage_and_times_each_text_chunk(
         assert g.text == " w" * 7
     assert backend.count_sources["server_usage"] == 2 and backend.exact_violations == 0
     backend.unload()
+
+
+def test_llama_server_timings_give_the_scheduled_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = Server()
+    backend = _backend(server, monkeypatch)
+    backend.load()
+    (plain,) = backend.generate([Prompt(token_ids=[2, 3])], 3, True)
+    assert plain.t_scheduled is None  # a server that sends no timings
+    server.prompt_ms = 0.0
+    (g,) = backend.generate([Prompt(token_ids=[2, 3])], 3, True)
+    assert g.t_scheduled == pytest.approx(g.token_times[0])  # prefill took no time
+    server.prompt_ms = 1e6  # longer than the request ever waited: never before submission
+    (late,) = backend.generate([Prompt(token_ids=[2, 3])], 3, True)
+    assert late.t_scheduled == late.t_start
+    backend.unload()
+
+
+def test_engine_scheduled_by_hand() -> None:
+    assert openai_compat.engine_scheduled({"prompt_ms": 250.0}, 10.0, 8.0) == pytest.approx(9.75)
+    assert openai_compat.engine_scheduled({}, 10.0, 8.0) is None
+    assert openai_compat.engine_scheduled({"prompt_ms": 5.0}, None, 8.0) is None
 
 
 def test_without_usage_the_tokenizer_counts(monkeypatch: pytest.MonkeyPatch) -> None:

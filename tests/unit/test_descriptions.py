@@ -105,8 +105,8 @@ def test_composed_suite_schema_is_the_old_static_one() -> None:
         new["$defs"]["experiment"]["properties"].pop(extra)
         new["$defs"]["experiment_partial"]["properties"].pop(extra)
         new["$defs"].pop(f"{extra}_options")
-    # Suite schema_version 4 added the containers' network setting, cycles as a convergence rule
-    # and the thermal gap.
+    # Suite schema_version 4 added the containers' network setting, cycles as a convergence rule,
+    # the thermal gap and goodput's latency limits.
     assert new["properties"].pop("network")["default"] == "none"
     assert new["properties"]["schema_version"]["enum"] == [1, 2, 3, 4]
     new["properties"]["schema_version"] = old["properties"]["schema_version"]
@@ -115,6 +115,7 @@ def test_composed_suite_schema_is_the_old_static_one() -> None:
     new["properties"].pop("gap")
     new["$defs"].pop("convergence")
     new["$defs"].pop("thermal_gap")
+    assert "ttft_s" in new["$defs"]["traffic"]["properties"].pop("slo")["properties"]
     assert new == old
     # Keys with defaults in the same order too: it decides where filled-in defaults go in the
     # configs of result files.

@@ -161,6 +161,28 @@ CASES += [
         "suite says 2); set schema_version: 3",
         id="v3 pytorch key swept in a v2 suite",
     ),
+    pytest.param(
+        "schema_version: 3\nname: t\n"
+        "experiment: {model: smollm2-135m, backend: openai, openai: {base_url: 'http://127.0.0.1:1/v1'},"
+        " traffic: {pattern: concurrency, concurrency: 2, slo: {tpot_s: 0.05}}}\n",
+        "s.yaml: experiment.traffic.slo: traffic.slo needs schema_version: 4 (this suite says 3); "
+        "set schema_version: 4",
+        id="v4 goodput limits in a v3 suite",
+    ),
+    pytest.param(
+        "schema_version: 4\nname: t\n"
+        "experiment: {model: smollm2-135m, backend: openai, openai: {base_url: 'http://127.0.0.1:1/v1'},"
+        " traffic: {pattern: concurrency, concurrency: 2, slo: {tpot_s: 0}}}\n",
+        ("s.yaml: experiment.traffic.slo.tpot_s",),
+        id="goodput limit must be positive",
+    ),
+    pytest.param(
+        "schema_version: 4\nname: t\n"
+        "experiment: {model: smollm2-135m, backend: openai, openai: {base_url: 'http://127.0.0.1:1/v1'},"
+        " traffic: {pattern: concurrency, concurrency: 2, slo: {tpot_s: 0.05, ttft_s: 1}}}\n",
+        None,
+        id="goodput limits in a v4 suite",
+    ),
 ]
 
 

@@ -34,7 +34,16 @@ def _gpu(energy_j: float) -> list[EnergyComponent]:
 def test_constant_power_window_closes_exactly() -> None:
     # 100 W for 10 s; one batch: prefill [1, 2], decode [2, 9]; idle 40 W (GPU domain only).
     samples = [{"t_s": t, "energy_j": {"gpu": 100.0 * t}} for t in (0.0, 2.5, 5.0, 7.5, 10.0)]
-    requests = [{"batch": 0, "t_start_s": 1.0, "t_first_token_s": 2.0, "t_end_s": 9.0}]
+    requests = [
+        {
+            "batch": 0,
+            "tokens_in": 10,
+            "tokens_out": 20,
+            "t_start_s": 1.0,
+            "t_first_token_s": 2.0,
+            "t_end_s": 9.0,
+        }
+    ]
     metrics = _metrics()
     phases = _energy_breakdown(
         metrics, {"energy_total_j": 1000.0}, _baseline(40.0), samples, requests, _gpu(1000.0)
@@ -53,7 +62,16 @@ def test_constant_power_window_closes_exactly() -> None:
 
 def test_baseline_above_window_power_gives_negative_net_that_still_validates() -> None:
     samples = [{"t_s": 0.0, "energy_j": {"gpu": 0.0}}, {"t_s": 4.0, "energy_j": {"gpu": 10.0}}]
-    requests = [{"batch": 0, "t_start_s": 0.0, "t_first_token_s": 1.0, "t_end_s": 4.0}]
+    requests = [
+        {
+            "batch": 0,
+            "tokens_in": 10,
+            "tokens_out": 20,
+            "t_start_s": 0.0,
+            "t_first_token_s": 1.0,
+            "t_end_s": 4.0,
+        }
+    ]
     metrics = _metrics(4.0)
     phases = _energy_breakdown(
         metrics, {"energy_total_j": 10.0}, _baseline(5.0), samples, requests, _gpu(10.0)
@@ -73,9 +91,62 @@ def test_no_baseline_no_net_energy() -> None:
         {"energy_total_j": 50.0},
         None,
         [],
-        [{"batch": 0, "t_start_s": 0.0, "t_first_token_s": 1.0, "t_end_s": 10.0}],
+        [
+            {
+                "batch": 0,
+                "tokens_in": 10,
+                "tokens_out": 20,
+                "t_start_s": 0.0,
+                "t_first_token_s": 1.0,
+                "t_end_s": 10.0,
+            }
+        ],
         _gpu(50.0),
     )
     assert metrics["energy_net_j"] is None and metrics["idle_power_w"] is None
     assert phases["idle_j"] == 0.0
     assert phases["prefill_j"] + phases["decode_j"] + phases["other_j"] == pytest.approx(50.0)
+
+
+def test_serving_window_splits_by_share_of_work_and_validates() -> None:
+    # tests/unit/test_workshare.py's hand case through the measurement path: 100 W for 10 s, no
+    # idle; A runs alone [0,1] prefill then decodes to 10; B is queued [1,5] by the engine,
+    # prefills [5,6] and decodes to 10. The static-batch rule gave 600 J of prefill.
+    samples = [{"t_s": float(t), "energy_j": {"gpu": 100.0 * t}} for t in range(11)]
+    requests = [
+        {"index": 0, "batch": 0, "tokens_in": 100, "tokens_out": 91, "t_start_s": 0.0,
+         "t_scheduled_s": 0.0, "t_first_token_s": 1.0, "t_end_s": 10.0},
+        {"index": 1, "batch": 1, "tokens_in": 100, "tokens_out": 41, "t_start_s": 1.0,
+         "t_scheduled_s": 5.0, "t_first_token_s": 6.0, "t_end_s": 10.0},
+    ]  # fmt: skip
+    metrics = {"duration_s": 10.0, "tokens_in": 200, "tokens_out": 132}
+    phases = _energy_breakdown(
+        metrics, {"energy_total_j": 1000.0}, None, samples, requests, _gpu(1000.0), traffic=True
+    )
+    assert phases["attribution"] == "work_share:engine_scheduled"
+    assert metrics["energy_prefill_j"] == pytest.approx(100 + 10000 / 110)
+    assert metrics["energy_decode_j"] == pytest.approx(800 + 1000 / 110)
+    assert [r["energy_j"] for r in requests] == pytest.approx([700 + 1000 / 110, 200 + 10000 / 110])
+    dist = metrics["j_per_request_attributed"]
+    assert dist["n"] == 2 and dist["p50"] == pytest.approx(500.0)
+    result = make_result()
+    result["metrics"].update(metrics)
+    result["energy"]["phases"] = phases
+    result["requests"] = requests
+    assert validation_problem(result) is None
+
+
+def test_static_batches_keep_the_batch_span_rule() -> None:
+    samples = [{"t_s": float(t), "energy_j": {"gpu": 100.0 * t}} for t in range(11)]
+    requests = [
+        {"batch": 0, "tokens_in": 1, "tokens_out": 2, "t_start_s": 0.0, "t_first_token_s": 1.0,
+         "t_end_s": 10.0},
+        {"batch": 1, "tokens_in": 1, "tokens_out": 2, "t_start_s": 1.0, "t_first_token_s": 6.0,
+         "t_end_s": 10.0},
+    ]  # fmt: skip
+    metrics = {"duration_s": 10.0, "tokens_in": 2, "tokens_out": 4}
+    phases = _energy_breakdown(
+        metrics, {"energy_total_j": 1000.0}, None, samples, requests, _gpu(1000.0)
+    )
+    assert phases["attribution"] == "batch_spans"
+    assert metrics["energy_prefill_j"] == pytest.approx(600.0)

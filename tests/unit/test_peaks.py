@@ -151,6 +151,9 @@ def test_utilisation_cpu_rows_have_no_peak():
         "peak_flops_per_s": None,
         "peak_memory_bw_bytes_per_s": None,
         "peak_source": NO_PEAK,
+        "devices": 0,
+        "weight_bytes_per_step": 4e9,  # still reported: what a step reads, peak or not
+        "weight_bytes_source": "1000000000 parameters x 4 B (fp32 width)",
     }
 
 

@@ -255,5 +255,6 @@ def test_to_dict_has_fields_and_closure_ok():
         "total_j": 10.0,
         "closure_rel_error": 0.0,
         "closure_ok": True,
+        "attribution": "batch_spans",
     }
     assert not Phases("timeline", 0, 0, 0, 0, 1.0, 0.0101).closure_ok

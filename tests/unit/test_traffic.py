@@ -256,3 +256,48 @@ def test_info_block_matches_the_result_schema() -> None:
     block = steady_state_block(run, run.t_submit[0], [], [])
     jsonschema.validate(run.info, schema)
     assert block is None or block["energy_j"] is None
+
+
+def _burst_run() -> TrafficRun:
+    """Four requests submitted at once to an engine that runs two at a time: it schedules R1 and
+    R2 at 0, R3 at 3 (when R2 ends) and R4 at 4 (when R1 ends)."""
+
+    def gen(scheduled: float | None, times: list[float]) -> Generation:
+        return Generation(5, len(times), 0.0, times, t_scheduled=scheduled)
+
+    gens = [
+        gen(0.0, [1.0, 2.0, 3.0, 4.0]),
+        gen(0.0, [1.0, 2.0, 3.0]),
+        gen(3.0, [4.0, 5.0, 6.0]),
+        gen(4.0, [5.0, 6.0, 7.0]),
+    ]
+    return TrafficRun(gens, [0.0] * 4, {})
+
+
+def test_burst_steady_state_is_where_the_batch_is_full() -> None:
+    # The old rule (first completion 3 > last submission 0) had no steady state at all. Two run
+    # from 0 to 6 (each ending request's slot is taken at once), then R4 drains alone.
+    run = _burst_run()
+    assert steady_state(run, 0.0) == pytest.approx((0.0, 6.0))
+    # Without engine times a request runs from its first token: the batch is first full at 1
+    # (R1, R2), dips while R3 waits for its first token, and is last full until 6.
+    plain = TrafficRun(
+        [Generation(5, g.tokens_out, 0.0, g.token_times) for g in run.generations], [0.0] * 4, {}
+    )
+    assert steady_state(plain, 0.0) == pytest.approx((1.0, 6.0))
+
+
+def test_burst_steady_state_block_reports_j_per_token_by_hand() -> None:
+    run = _burst_run()
+    # 50 W throughout: 300 J over [0, 6]; tokens stamped in [0, 6]: 4 + 3 + 3 + 2 = 12.
+    samples = [{"t_s": float(t), "energy_j": {"gpu": 50.0 * t}} for t in range(8)]
+
+    class Component:
+        domain, method = "gpu", "nvml_counter"
+
+    block = steady_state_block(run, 0.0, samples, [Component()])
+    assert block is not None
+    assert "batch is full" in block["definition"]
+    assert block["energy_j"] == pytest.approx(300.0)
+    assert block["tokens_out"] == 12
+    assert block["j_per_output_token"] == pytest.approx(25.0)
