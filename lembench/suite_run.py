@@ -6,6 +6,7 @@ so a reproduction's runs are planned, stored and summarised exactly like any oth
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.console import Console
 
 from lembench.store import ResultStore, StoredRun
 from lembench.suite import Suite
+from lembench.walltime import WallTimes
 
 
 @dataclass
@@ -25,6 +27,8 @@ class SuiteRunOutcome:
     skipped: int  # runs already stored and skipped (--resume)
     invocation_id: str | None = None  # None when there was nothing to run
     stored: list[StoredRun] = field(default_factory=list)  # this invocation's runs, ok and failed
+    wall_times: WallTimes = field(default_factory=WallTimes)  # where the launches' time went
+    wall_s: float = 0.0  # wall time of the launches
 
     @property
     def failed(self) -> list[StoredRun]:
@@ -74,16 +78,23 @@ def run_suite(
         out.print("nothing to do: every run is already stored")
         return outcome
     outcome.invocation_id = new_invocation_id()
+    t0 = time.perf_counter()
     with Progress(err, launches, cycles) as progress:
+
+        def on_event(launch: object, event: dict) -> None:
+            progress.on_event(launch, event)
+            outcome.wall_times.on_event(event)
+
         report = run_launches(
             suite,
             launches,
             store,
             runtime,
             outcome.invocation_id,
-            on_event=progress.on_event,
+            on_event=on_event,
             on_stored=progress.on_stored,
         )
+    outcome.wall_s = time.perf_counter() - t0
     outcome.stored = [
         r for r in store.iter_runs(suite.name) if r.result["invocation_id"] == outcome.invocation_id
     ]
@@ -98,4 +109,5 @@ def run_suite(
         f"<experiment>/<run>/result.json ({len(report.failed)} failed); "
         f"`lembench results list --suite {suite.name}` lists them."
     )
+    out.print(outcome.wall_times.line(outcome.wall_s), highlight=False, soft_wrap=True)
     return outcome

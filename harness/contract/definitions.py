@@ -57,24 +57,28 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "energy_prefill_j": (
         "J",
         "Net energy attributed to prefill (batch start to first token), from the cumulative "
-        "energy timeline at the real request timestamps (time share for estimate-only meters).",
+        "energy timeline at the real request timestamps; for estimate-only meters (codecarbon on "
+        "CPU) each phase's share of wall time (phases.method time_share).",
     ),
     "energy_decode_j": (
         "J",
         "Net energy attributed to decode (first to last token), likewise. Prefill + decode + "
-        "gaps + idle add up to energy_total_j (closure checked, within 1%).",
+        "gaps + idle add up to energy_total_j: checked within 1% where a meter gives a real "
+        "timeline; by construction for a time share (closure_ok null: it cannot fail).",
     ),
     "j_per_input_token_prefill": ("J/token", "energy_prefill_j / tokens_in."),
     "j_per_output_token_decode": ("J/token", "energy_decode_j / tokens_out."),
     "mfu": (
         "1",
         "Model FLOPs utilisation: flops_per_output_token x (tokens_in + tokens_out) / duration_s "
-        "over the device's dense peak for the precision (GPU rows; none for CPUs).",
+        "over the device's dense peak for the precision: GPUs from the datasheet table, CPUs "
+        "against a GEMM peak measured on the host at the run's thread count (labelled measured).",
     ),
     "mbu": (
         "1",
         "Model bandwidth utilisation: parameter bytes x decode steps / duration_s over the "
-        "device's memory bandwidth (weights only: a lower bound).",
+        "device's memory bandwidth (weights only: a lower bound); on CPUs a stream-copy "
+        "bandwidth measured on the host.",
     ),
     "j_per_output_token": ("J/token", "energy_total_j / tokens_out (gross)."),
     "j_per_request": ("J/request", "energy_total_j / num_requests (gross)."),

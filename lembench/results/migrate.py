@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 #: The result schema version this lembench reads and writes.
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 
 #: Metrics added by v2 (null in upgraded v1 results: v1 had no baseline, phases or peaks).
 V2_METRICS = (
@@ -98,8 +98,20 @@ def _v3_to_v4(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v4_to_v5(result: dict[str, Any]) -> dict[str, Any]:
+    # v5 made closure_ok null where it cannot fail: a time_share split adds up by construction,
+    # so a v4 "true" there was never a check. The baseline's sizing fields (windows, power_rel_se,
+    # target_met) are optional: a v4 baseline was one fixed window and records none of them.
+    out = {**result, "schema_version": 5}
+    energy = out.get("energy")
+    phases = energy.get("phases") if isinstance(energy, dict) else None
+    if isinstance(phases, dict) and phases.get("method") == "time_share":
+        out["energy"] = {**energy, "phases": {**phases, "closure_ok": None}}
+    return out
+
+
 def upgrade(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` in the current schema version (4). The input is not modified: changed sections
+    """``result`` in the current schema version (5). The input is not modified: changed sections
     are copied, the rest shared. A current result is returned as is; a newer one raises
     ValueError ("... upgrade lembench")."""
     version = schema_version_of(result)
@@ -109,4 +121,6 @@ def upgrade(result: dict[str, Any]) -> dict[str, Any]:
         result = _v2_to_v3(result)
     if version <= 3:
         result = _v3_to_v4(result)
+    if version <= 4:
+        result = _v4_to_v5(result)
     return result

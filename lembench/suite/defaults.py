@@ -104,6 +104,15 @@ V3_PYTORCH_KEYS = (
 )
 
 
+#: What suite schema_version 4 added: the experiment's CPU thread count.
+V4_KEYS = ("threads",)
+
+
+def version_4_keys(config: dict[str, Any]) -> list[list[str]]:
+    """Key paths of ``config`` (an expanded experiment) that need suite schema_version 4."""
+    return [[k] for k in V4_KEYS if k in config]
+
+
 def version_3_keys(config: dict[str, Any]) -> list[list[str]]:
     """Key paths of ``config`` (an expanded experiment) that need suite schema_version 3."""
     paths = [[k] for k in V3_KEYS if k in config]

@@ -24,7 +24,7 @@ from harness.contract.registry import (
 )
 from harness.contract.schemas import validator
 from lembench.errors import UserError
-from lembench.suite.defaults import SCHEMA, fill_defaults, version_3_keys
+from lembench.suite.defaults import SCHEMA, fill_defaults, version_3_keys, version_4_keys
 from lembench.suite.expand import (
     GridPoint,
     canonical_json,
@@ -208,18 +208,19 @@ def _validate_experiment(
 def _check_version(
     config: dict[str, Any], doc: dict[str, Any], point: GridPoint, display: str
 ) -> None:
-    """Keys added by suite schema_version 3 need a suite that says so."""
-    if doc["schema_version"] >= 3:
-        return
-    for parts in version_3_keys(config):
-        _fail(
-            f"{'.'.join(parts)} needs schema_version: 3 (this suite says "
-            f"{doc['schema_version']}); set schema_version: 3",
-            doc,
-            point,
-            parts,
-            display,
-        )
+    """Keys added by suite schema_version 3 or 4 need a suite that says so."""
+    for version, keys in ((3, version_3_keys), (4, version_4_keys)):
+        if doc["schema_version"] >= version:
+            continue
+        for parts in keys(config):
+            _fail(
+                f"{'.'.join(parts)} needs schema_version: {version} (this suite says "
+                f"{doc['schema_version']}); set schema_version: {version}",
+                doc,
+                point,
+                parts,
+                display,
+            )
 
 
 def _check_capabilities(

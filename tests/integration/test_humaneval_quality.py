@@ -73,7 +73,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 def test_the_result_carries_a_scored_quality_block(stored) -> None:
     _, r = stored
-    assert validation_problem(r) is None and r["schema_version"] == 4
+    assert validation_problem(r) is None and r["schema_version"] == 5
     q = r["quality"]
     assert q["status"] == "ok", q["error"]
     assert q["benchmark"] == "humaneval" and q["metric"] == "pass@1"

@@ -31,7 +31,7 @@ CONFIG: dict[str, Any] = {
 def make_result(status: str = "ok", **overrides: Any) -> dict[str, Any]:
     """A valid result document (result.schema.json v1)."""
     result: dict[str, Any] = {
-        "schema_version": 4,
+        "schema_version": 5,
         "status": status,
         "suite": "unit",
         "experiment_id": "0123456789ab",
@@ -120,7 +120,7 @@ def make_result(status: str = "ok", **overrides: Any) -> dict[str, Any]:
                     "idle_j": 15.0,
                     "total_j": 30.0,
                     "closure_rel_error": 0.0,
-                    "closure_ok": True,
+                    "closure_ok": None,  # time share: adds up by construction
                 },
             },
             flops={

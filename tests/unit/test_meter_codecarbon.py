@@ -64,10 +64,35 @@ def test_one_tracker_serves_several_windows(tmp_path: Path, monkeypatch) -> None
     assert durations[1] > durations[0]
     desc = meter.describe()
     assert desc["name"] == "codecarbon" and desc["domains"] == ["cpu", "dram"]
-    assert set(desc["timings_s"]) == {"import", "setup", "warmup"}
+    assert {"import", "setup", "warmup"} <= set(desc["timings_s"])
     assert desc["hardware"]["cpu_model"]
     meter.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tracker_setup_overlaps_other_work_and_a_failed_setup_fails_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The constructor returns before codecarbon's ~1.5 s hardware probe is done (it runs while
+    the model loads); a probe that fails raises at the first window, in one line."""
+    monkeypatch.chdir(tmp_path)
+    t0 = time.perf_counter()
+    meter = CodecarbonMeter({"country_iso_code": "USA"})
+    constructed = time.perf_counter() - t0
+    meter.describe()  # waits for the setup thread
+    assert constructed < meter.timings_s["setup"]
+    meter.close()
+
+    import codecarbon
+
+    def broken(*args, **kwargs):
+        raise OSError("no /proc/cpuinfo")
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", broken)
+    bad = CodecarbonMeter({"country_iso_code": "USA"})
+    with pytest.raises(RuntimeError, match="codecarbon tracker failed to initialise: no /proc"):
+        bad.start()
+    bad.close()
 
 
 def test_start_twice_is_an_error(tmp_path: Path, monkeypatch) -> None:

@@ -38,7 +38,7 @@ def test_a_real_v3_humaneval_result_upgrades_to_v4_with_nothing_invented() -> No
     assert raw["schema_version"] == 3 and raw["config"]["workload"]["kind"] == "humaneval"
     assert "quality" not in raw and "pass_at_1" not in raw["metrics"]
     v4 = upgrade(raw)
-    assert v4["schema_version"] == CURRENT_VERSION == 4
+    assert v4["schema_version"] == CURRENT_VERSION == 5
     assert v4["quality"] is None
     assert {k: v4["metrics"][k] for k in V4_METRICS} == dict.fromkeys(V4_METRICS)
     assert v4["metrics"]["j_per_output_token"] == raw["metrics"]["j_per_output_token"]

@@ -35,7 +35,7 @@ def test_frozen_files_exist() -> None:
 def test_frozen_result_validates(path: Path) -> None:
     raw = json.loads(path.read_text())
     upgraded = upgrade(raw)
-    assert upgraded["schema_version"] == CURRENT_VERSION == 4
+    assert upgraded["schema_version"] == CURRENT_VERSION == 5
     assert validation_problem(upgraded) is None
     assert validation_problem(raw) is not None  # proves the upgrade is what makes it load
     # Nothing was scored before v4: quality and the metrics derived from it are null.

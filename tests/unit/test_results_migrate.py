@@ -36,7 +36,7 @@ def test_upgraded_v1_validates_against_the_current_schema(path: Path) -> None:
 
 def test_ok_v1_gains_every_v2_field_as_null() -> None:
     v2 = upgrade(load("result-v1-ok-synthetic.json"))
-    assert v2["schema_version"] == 4  # through v2, v3 (decoding, traffic null), v4 (quality)
+    assert v2["schema_version"] == 5  # through v2, v3 (decoding, traffic null), v4 (quality), v5
     assert v2["decoding"] is None and v2["traffic"] is None and v2["quality"] is None
     assert v2["timeline"] is None
     assert {k: v2["metrics"][k] for k in V2_METRICS} == dict.fromkeys(V2_METRICS)
@@ -54,7 +54,7 @@ def test_ok_v1_gains_every_v2_field_as_null() -> None:
 
 def test_failed_v1_gains_only_what_applies() -> None:
     v2 = upgrade(load("result-v1-failed-humaneval.json"))
-    assert v2["schema_version"] == 4 and v2["timeline"] is None
+    assert v2["schema_version"] == 5 and v2["timeline"] is None
     assert "metrics" not in v2 and "energy" not in v2 and "flops" not in v2
     assert v2["error"]["reason"] == "model_load_error"
 
@@ -72,11 +72,12 @@ def test_v2_is_returned_unchanged_and_upgrade_is_idempotent() -> None:
 
 
 def test_newer_versions_ask_for_a_newer_lembench() -> None:
-    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 5}
+    future = {**load("result-v1-ok-synthetic.json"), "schema_version": CURRENT_VERSION + 1}
     with pytest.raises(ValueError) as e:
         upgrade(future)
     assert str(e.value) == (
-        "result schema_version 5 is newer than this lembench (max 4); upgrade lembench"
+        f"result schema_version {CURRENT_VERSION + 1} is newer than this lembench "
+        f"(max {CURRENT_VERSION}); upgrade lembench"
     )
 
 
@@ -98,7 +99,7 @@ def test_store_yields_upgraded_results(tmp_path: Path) -> None:
         _put(tmp_path, json.loads(path.read_text()))
     runs = list(ResultStore(tmp_path).iter_runs())
     assert len(runs) == len(V1_FILES)
-    assert all(r.result["schema_version"] == 4 and "timeline" in r.result for r in runs)
+    assert all(r.result["schema_version"] == 5 and "timeline" in r.result for r in runs)
     # The stored files themselves are never rewritten.
     assert all(
         json.loads((r.path / "result.json").read_text())["schema_version"] == 1 for r in runs
@@ -118,3 +119,21 @@ def test_store_skips_files_without_a_version(tmp_path: Path) -> None:
     bad = {k: v for k, v in good.items() if k != "schema_version"}
     _put(tmp_path, {**bad, "run_id": "other-run"})
     assert [r.run_id for r in ResultStore(tmp_path).iter_runs()] == [good["run_id"]]
+
+
+def test_frozen_v4_cpu_result_upgrades_to_v5() -> None:
+    """A real v4 quickstart result (codecarbon on CPU): its time-share closure "true" was never a
+    check, so v5 says null; every other recorded value is kept."""
+    v4 = load("result-v4-ok-synthetic-cpu.json")
+    assert v4["schema_version"] == 4 and v4["energy"]["phases"]["method"] == "time_share"
+    assert v4["energy"]["phases"]["closure_ok"] is True
+    v5 = upgrade(v4)
+    assert v5["schema_version"] == 5 == CURRENT_VERSION
+    assert v5["energy"]["phases"]["closure_ok"] is None
+    assert {k: v for k, v in v5["energy"]["phases"].items() if k != "closure_ok"} == {
+        k: v for k, v in v4["energy"]["phases"].items() if k != "closure_ok"
+    }
+    assert v5["energy"]["baseline"] == v4["energy"]["baseline"]  # sizing fields are optional
+    assert v5["metrics"] == v4["metrics"]
+    assert v4["energy"]["phases"]["closure_ok"] is True  # the input is not modified
+    assert validation_problem(v5) is None
