@@ -226,8 +226,8 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "type": "integer",
             "minimum": 1,
             "description": (
-                "Threads for single-token decodes (default: half the CPUs this process may use, "
-                "as llama-cpp-python's Llama)."
+                "Threads for single-token decodes (default: the experiment's threads, else every "
+                "CPU this process may use; llama-cpp-python's Llama would take half)."
             ),
         },
         "n_threads_batch": {
