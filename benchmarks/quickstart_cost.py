@@ -53,6 +53,9 @@ def one_run(tree: Path, suite: Path, extra: list[str]) -> tuple[float, float, in
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"lembench run failed in {tree} (exit {proc.returncode})")
+        for line in proc.stdout.splitlines():  # lembench's own breakdown, where it prints one
+            if line.startswith("wall time "):
+                print(f"  {tree.name}: {line}")
         work, runs = 0.0, 0
         for path in results.rglob("result.json"):
             result = json.loads(path.read_text(encoding="utf-8"))
