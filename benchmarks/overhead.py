@@ -6,19 +6,31 @@ rounds so machine drift hits every variant alike):
 - meters on/off: the harness with every available meter and the 10 Hz timeline vs the harness with
   no meter and no timeline sampling (goal >= 0.99).
 
-    .venv/bin/python benchmarks/overhead.py [--batch-size 4] [--rounds 5] [--model smollm2-135m]
+    .venv/bin/python benchmarks/overhead.py [--batch-size 4] [--rounds 7] [--model smollm2-135m]
 
-A ratio is only meaningful within one run: it is the measurement, not either throughput.
+A ratio is only meaningful within one run: it is the measurement, not either throughput. The
+variants' order rotates every round (whichever runs first in a round warms caches and meets another
+machine state: on a quiet machine a fixed order alone moved the ratio ~3 %). The window length is
+sized from the measured noise: a pilot times single batches, and each window gets enough batches
+that its expected noise (batch-latency CV / sqrt(batches)) is at most ``--target-noise``. Ratios
+are reported as the median with a ~95 % interval, and beside wall throughput the CPU-time
+efficiency (output tokens per CPU-second of the process, all threads), which a loaded shared
+machine disturbs less than wall time. The machine's load average is printed with every round.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from _stats import median_interval
 
 from harness.backends.base import Prompt
 from harness.backends.pytorch import PyTorchBackend
@@ -67,15 +79,22 @@ def main() -> int:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--batches", type=int, default=2, help="batches per measured window")
+    parser.add_argument(
+        "--batches", type=int, default=0, help="batches per window (0: sized from the noise)"
+    )
     parser.add_argument("--input-tokens", type=int, default=32)
     parser.add_argument("--output-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: the CPUs this process may use)"
+    )
+    parser.add_argument("--target-noise", type=float, default=0.003)
+    parser.add_argument("--max-batches", type=int, default=24)
     args = parser.parse_args()
 
-    workload = {
+    pilot_workload = {
         "kind": "synthetic",
-        "num_prompts": args.batch_size * args.batches,
+        "num_prompts": args.batch_size,
         "input_tokens": args.input_tokens,
         "output_tokens": args.output_tokens,
         "exact_output": True,
@@ -88,11 +107,24 @@ def main() -> int:
         "device": args.device,
         "batch_size": args.batch_size,
         "warmup": {"runs": 0},
-        "workload": workload,
-        "pytorch": {"threads": None, "attn_implementation": None},
+        "workload": pilot_workload,
+        "pytorch": {"threads": args.threads or None, "attn_implementation": None},
     }
     backend = PyTorchBackend(resolve_ref(args.model), config)
     info = backend.load()
+    pilot = build_prompts(pilot_workload, backend, None)
+    bare_throughput(backend, [pilot], args.output_tokens)  # warm every path's kernels
+    batches_per_window, cv = args.batches, None
+    if not batches_per_window:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            bare_throughput(backend, [pilot], args.output_tokens)
+            times.append(time.perf_counter() - t0)
+        cv = statistics.stdev(times) / statistics.mean(times)
+        batches_per_window = min(max(math.ceil((cv / args.target_noise) ** 2), 2), args.max_batches)
+    workload = {**pilot_workload, "num_prompts": args.batch_size * batches_per_window}
+    config["workload"] = workload
     loaded = LoadedBackend(backend, {}, {"name": "pytorch", "versions": info.versions})
     measurement = {
         "meters": ["auto"],
@@ -113,40 +145,61 @@ def main() -> int:
     off = Session(loaded, [], bare_measurement, io_dir)
     prompts = build_prompts(workload, backend, None)
     batches = [prompts[i : i + args.batch_size] for i in range(0, len(prompts), args.batch_size)]
+    tokens = len(prompts) * args.output_tokens
 
     def harness_throughput(session: Session) -> float:
         result = {"experiment_id": "overhead"}
         measure_experiment(session, config, result)
         return result["metrics"]["throughput_out_tok_s"]
 
+    variants: dict[str, Callable[[], float]] = {
+        "bare": lambda: bare_throughput(backend, batches, args.output_tokens),
+        "harness": lambda: harness_throughput(full),
+        "harness-no-meters": lambda: harness_throughput(off),
+    }
+    names = list(variants)
     print(
-        f"model {args.model} {args.precision} on {info.device}; batch {args.batch_size} x "
-        f"{args.batches} batches, {args.input_tokens}->{args.output_tokens} tokens; "
-        f"meters: {[m.name for m in meters]} (skipped: {sorted(skipped)}); "
-        f"telemetry: {'NVML' if telemetry else 'none'}"
+        f"model {args.model} {args.precision} on {info.device}, {backend.threads.count} threads "
+        f"({backend.threads.source}); batch {args.batch_size} x {batches_per_window} batches per "
+        f"window ({'sized from pilot batch-latency CV ' + format(cv, '.4f') if cv else 'given'}), "
+        f"{args.input_tokens}->{args.output_tokens} tokens; meters: {[m.name for m in meters]} "
+        f"(skipped: {sorted(skipped)}); telemetry: {'NVML' if telemetry else 'none'}"
     )
-    bare_throughput(backend, batches[:1], args.output_tokens)  # warm every path's kernels
-    vs_bare, on_off = [], []
-    for r in range(1, args.rounds + 1):
-        bare = bare_throughput(backend, batches, args.output_tokens)
-        on = harness_throughput(full)
-        without = harness_throughput(off)
-        vs_bare.append(on / bare)
-        on_off.append(on / without)
+    harness_throughput(full)  # the harness's own first-call costs (FLOPs count) outside rounds
+    vs_bare, on_off, cpu_vs_bare = [], [], []
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]  # rotate: no variant always first
+        wall: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+        for name in order:
+            c0 = time.process_time()
+            wall[name] = variants[name]()
+            cpu[name] = tokens / (time.process_time() - c0)  # output tokens per CPU-second
+        vs_bare.append(wall["harness"] / wall["bare"])
+        on_off.append(wall["harness"] / wall["harness-no-meters"])
+        cpu_vs_bare.append(cpu["harness"] / cpu["bare"])
         print(
-            f"round {r}: bare {bare:8.2f}  harness {on:8.2f}  harness-no-meters {without:8.2f} "
-            f"tok/s   harness/bare {on / bare:.4f}   meters on/off {on / without:.4f}"
+            f"round {r + 1} ({' > '.join(order)}; load avg {os.getloadavg()[0]:.2f}): bare "
+            f"{wall['bare']:8.2f}  harness {wall['harness']:8.2f}  harness-no-meters "
+            f"{wall['harness-no-meters']:8.2f} tok/s   harness/bare {vs_bare[-1]:.4f}   meters "
+            f"on/off {on_off[-1]:.4f}   CPU-time harness/bare {cpu_vs_bare[-1]:.4f} "
+            f"(tok per CPU-s: bare {cpu['bare']:.1f}, harness {cpu['harness']:.1f})",
+            flush=True,
         )
     for meter in meters:
         meter.close()
     if telemetry is not None:
         telemetry.close()
-    for name, ratios in (("harness/bare", vs_bare), ("meters+timeline on/off", on_off)):
-        spread = max(ratios) - min(ratios)
+    for name, ratios in (
+        ("harness/bare", vs_bare),
+        ("meters+timeline on/off", on_off),
+        ("CPU-time harness/bare", cpu_vs_bare),
+    ):
+        med, lo, hi = median_interval(ratios)
         print(
-            f"{name} throughput ratio: median {statistics.median(ratios):.4f} over {len(ratios)} "
-            f"rounds (min {min(ratios):.4f}, max {max(ratios):.4f}); goal >= 0.99"
-            + (f"  [noisy: spread {spread:.3f}]" if spread > 0.05 else "")
+            f"{name} throughput ratio: median {med:.4f} [{lo:.4f}, {hi:.4f}] over {len(ratios)} "
+            f"rounds (~95% interval of the median); goal >= 0.99"
+            + (f"  [noisy: interval width {hi - lo:.3f}]" if hi - lo > 0.05 else "")
         )
     return 0
 

@@ -106,7 +106,19 @@ def run(request_path: Path) -> int:
     return fatal.code
 
 
+def _process_age_s() -> float | None:
+    """Seconds since this process started (interpreter start and imports so far); None where
+    psutil cannot tell."""
+    try:
+        import psutil
+
+        return max(time.time() - psutil.Process().create_time(), 0.0)
+    except Exception:  # informative only
+        return None
+
+
 def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: EventLog) -> int:
+    startup_s = _process_age_s()
     experiments = request["experiments"]
     first = experiments[0]["config"]
     for exp in experiments:
@@ -128,13 +140,18 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
         meters, skipped = select_meters(measurement, first)
     except MeterUnavailable as e:
         raise _Fatal(ExitCode.CONFIG_ERROR, "config_error", f"meter unavailable: {e}") from None
-    meter_info = {"used": [m.describe() for m in meters], "skipped": skipped}
     telemetry = Telemetry.open(first)
     environment = snapshot(telemetry)
 
+    t_load = time.perf_counter()
     loaded = _load_backend(request, first, events)
+    load_s = time.perf_counter() - t_load
     failures = 0
     try:
+        # After the load: a meter may finish its setup in the background meanwhile (codecarbon).
+        meter_info = {"used": [m.describe() for m in meters], "skipped": skipped}
+        threads = loaded.backend.threads
+        meter_info["threads"] = None if threads is None else threads.to_dict()
         session = Session(
             loaded=loaded,
             meters=meters,
@@ -147,8 +164,10 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
         # The host's load before anything is measured: recorded with every window, and a cached
         # baseline is only reused under the same load.
         session.load_before_pct = load_before_baseline()
+        session.spend("load", load_s)
         if measurement["idle_baseline_s"] > 0 and meters:
             events.emit("baseline", seconds=measurement["idle_baseline_s"])
+            t_base = time.perf_counter()
             try:
                 session.baseline = measure_baseline(
                     meters,
@@ -158,6 +177,7 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
                 )
             except Exception:  # no baseline means no net energy (warned), not a failed group
                 log.error("idle baseline failed:\n%s", traceback.format_exc())
+            session.spend("baseline", time.perf_counter() - t_base)
         for index, exp in enumerate(experiments):
             events.emit("experiment", index=index, total=len(experiments), id=exp["experiment_id"])
             started = now_iso()
@@ -185,6 +205,12 @@ def _run_group(request: dict[str, Any], request_sha: str, io_dir: Path, events: 
             failures += result["status"] != "ok"
             write_json_atomic(io_dir / RESULTS_DIR / f"{exp['experiment_id']}.json", result)
             events.emit("result", index=index, id=exp["experiment_id"], status=result["status"])
+        # Where this process's time went, for the controller's wall-time breakdown.
+        events.emit(
+            "timings",
+            startup_s=None if startup_s is None else round(startup_s, 3),
+            **{f"{k}_s": round(v, 3) for k, v in session.spent_s.items()},
+        )
     finally:
         loaded.backend.unload()
         for meter in meters:

@@ -207,6 +207,12 @@ def show_run(console: Console, run: StoredRun) -> None:
         console.print(
             f"hardware: {escape(hardware_label(r) or '-')}  environment {environment_key(r)}"
         )
+    threads = ((r.get("provenance") or {}).get("measurement") or {}).get("threads")
+    if threads:
+        console.print(
+            f"CPU threads: {threads['count']} (from {threads['source'].replace('_', ' ')}; "
+            f"{threads['allowed_cpus']} CPUs allowed)"
+        )
     console.print("[bold]config[/bold]")
     console.print_json(json.dumps(r["config"]))
     if r.get("metrics"):
@@ -218,11 +224,19 @@ def show_run(console: Console, run: StoredRun) -> None:
         console.print(
             f"idle baseline: {escape(power)} over {b['duration_s']:.3g} s "
             f"({escape(b['method'])}{', ' + ESTIMATE if b['is_estimate'] else ''}"
-            f"{', cached' if b['cached'] else ''}, measured {b['measured_at']})"
+            f"{', cached' if b['cached'] else ''}, measured {b['measured_at']}"
+            + (
+                f"; {b['windows']} windows, mean known to {b['power_rel_se']:.1%}"
+                if b.get("windows") and b.get("power_rel_se") is not None
+                else ""
+            )
+            + ")"
         )
     if energy.get("phases"):
         ph = energy["phases"]
-        closure = "ok" if ph["closure_ok"] else "[red]failed[/red]"
+        closure = {True: "ok", False: "[red]failed[/red]"}.get(
+            ph["closure_ok"], "n/a: time share, adds up by construction"
+        )
         console.print(
             f"phases ({escape(ph['method'])}): prefill {ph['prefill_j']:.4g} J, decode "
             f"{ph['decode_j']:.4g} J, other {ph['other_j']:.4g} J, idle {ph['idle_j']:.4g} J "

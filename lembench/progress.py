@@ -48,7 +48,8 @@ class Progress:
             self._step(launch, f"model loaded in {event.get('seconds')} s")
         elif kind in ("warmup", "measuring", "scoring"):
             exp = launch.experiments[int(event.get("index", 0))]
-            self._step(launch, f"{exp.experiment_id} batch {exp.config['batch_size']} · {kind}")
+            what = "warm already (group warmup reused)" if event.get("reused") else kind
+            self._step(launch, f"{exp.experiment_id} batch {exp.config['batch_size']} · {what}")
         elif kind == "fatal":
             self._step(launch, f"[red]harness gave up: {escape(str(event.get('message')))}[/red]")
 

@@ -6,6 +6,7 @@ so a reproduction's runs are planned, stored and summarised exactly like any oth
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from lembench.store import ResultStore, StoredRun
 from lembench.store_lock import prepare_folder, suite_lock
 from lembench.store_recovery import recover
 from lembench.suite import Suite
+from lembench.walltime import WallTimes
 
 
 @dataclass
@@ -31,6 +33,8 @@ class SuiteRunOutcome:
     stored: list[StoredRun] = field(default_factory=list)  # this invocation's runs, ok and failed
     #: experiment id -> (convergence state, half-width %) with cycles: {min, max, until_ci_pct}
     convergence: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    wall_times: WallTimes = field(default_factory=WallTimes)  # where the launches' time went
+    wall_s: float = 0.0  # wall time of the launches
 
     @property
     def failed(self) -> list[StoredRun]:
@@ -102,20 +106,27 @@ def _run_locked(
         out.print("nothing to do: every run is already stored")
         return outcome
     outcome.invocation_id = new_invocation_id()
+    t0 = time.perf_counter()
     with Progress(err, launches, cycles) as progress:
+
+        def on_event(launch: object, event: dict) -> None:
+            progress.on_event(launch, event)
+            outcome.wall_times.on_event(event)
+
         report = run_launches(
             suite,
             launches,
             store,
             runtime,
             outcome.invocation_id,
-            on_event=progress.on_event,
+            on_event=on_event,
             on_stored=progress.on_stored
             if tracker is None
             else lambda run: (progress.on_stored(run), tracker.add(run)),
             before_launch=None if tracker is None else tracker.narrow,
             on_notice=lambda line: err.print(f"[yellow]{line}[/yellow]", soft_wrap=True),
         )
+    outcome.wall_s = time.perf_counter() - t0
     outcome.stored = [
         r for r in store.iter_runs(suite.name) if r.result["invocation_id"] == outcome.invocation_id
     ]
@@ -143,6 +154,7 @@ def _run_locked(
         f"<experiment>/<run>/result.json ({len(report.failed)} failed); "
         f"`lembench results list --suite {suite.name}` lists them."
     )
+    out.print(outcome.wall_times.line(outcome.wall_s), highlight=False, soft_wrap=True)
     return outcome
 
 

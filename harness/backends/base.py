@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from harness.contract.descriptions import BackendDescription
+from harness.hardware.threads import ThreadSetting
 
 
 class BackendUnavailable(RuntimeError):
@@ -150,6 +151,15 @@ class Backend(ABC):
     def __init__(self, model: dict[str, Any], config: dict[str, Any]) -> None:
         self.model_ref = model
         self.config = config
+        # The CPU thread count the engine computes with (harness.hardware.threads), set by
+        # ``load`` of backends that compute on this host; None for remote servers.
+        self.threads: ThreadSetting | None = None
+
+    @property
+    def warmup_per_shape(self) -> bool:
+        """Whether each batch shape needs its own warmup (GPU kernels, autotuning, compiled
+        graphs, a remote server's state): True unless a backend knows better after ``load``."""
+        return True
 
     @abstractmethod
     def load(self) -> LoadInfo:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,6 +48,7 @@ from harness.backends.llamacpp_options import (
     is_ordinary,
 )
 from harness.contract.descriptions import BackendDescription
+from harness.hardware.threads import allowed_cpus, resolve_threads
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,7 @@ _CTX_FIELDS = ("n_batch", "n_ubatch", "n_threads", "n_threads_batch", "flash_att
 
 
 def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the CPUs this process may use (containers, taskset)
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
+    return allowed_cpus()  # the CPUs this process may use (containers, taskset)
 
 
 def _hub_gguf(repo_id: str, filename: str, revision: str | None) -> Path:
@@ -186,6 +183,8 @@ class LlamaCppBackend(Backend):
             self.config, gpu_offload=bool(lib.llama_supports_gpu_offload()), cpu_count=_cpu_count()
         )
         self._lib, self._args, self._requested = lib, args, dict(args["context"])
+        opts = self.config.get("llamacpp") or {}
+        self.threads = resolve_threads(self.config, opts.get("n_threads"))
         lib.llama_backend_init()
         params = lib.llama_model_default_params()
         params.n_gpu_layers = args["model"]["n_gpu_layers"]

@@ -53,8 +53,10 @@ def engine_args(config: dict[str, Any], *, gpu_offload: bool, cpu_count: int) ->
     """The engine settings for an experiment config: every ``llamacpp:`` option mapped to the
     ``llama_model_params`` / ``llama_context_params`` field of llama.h it sets (JSON-safe).
 
-    Absent options get llama-cpp-python ``Llama``'s defaults (n_batch 512, n_ubatch 512, n_threads
-    half the CPUs), except ``n_threads_batch`` which defaults to ``n_threads``: llama.cpp runs every
+    Absent options get llama-cpp-python ``Llama``'s defaults (n_batch 512, n_ubatch 512), except
+    ``n_threads``, which is the experiment's thread count (``threads``, else ``cpu_count``, the CPUs
+    this process may use: harness.hardware.threads; ``Llama`` would take half of them), and
+    ``n_threads_batch`` which defaults to ``n_threads``: llama.cpp runs every
     multi-token decode (a native batch's step too) on ``n_threads_batch``, so a different count
     would change the thread count between batch sizes. ``n_ctx`` defaults to ``n_seq_max`` x
     (input + output tokens) rounded up to 256 per sequence; None when the workload's prompt lengths
@@ -87,7 +89,7 @@ def engine_args(config: dict[str, Any], *, gpu_offload: bool, cpu_count: int) ->
     else:
         per_seq = sequence_tokens(config.get("workload") or {})
         n_ctx = None if per_seq is None else n_seq_max * _round_up(per_seq, CTX_ALIGN)
-    n_threads = int(opts.get("n_threads") or max(cpu_count // 2, 1))
+    n_threads = int(opts.get("n_threads") or config.get("threads") or max(cpu_count, 1))
     n_batch = int(opts.get("n_batch", DEFAULT_N_BATCH))
     kv = KV_CACHE_TYPES[config.get("precision", "fp32")]
     context = {
@@ -238,8 +240,8 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "type": "integer",
             "minimum": 1,
             "description": (
-                "Threads for single-token decodes (default: half the CPUs this process may use, "
-                "as llama-cpp-python's Llama)."
+                "Threads for single-token decodes (default: the experiment's threads, else every "
+                "CPU this process may use; llama-cpp-python's Llama would take half)."
             ),
         },
         "n_threads_batch": {

@@ -41,6 +41,7 @@ from harness.backends.pytorch_options import (
     generation_kwargs,
 )
 from harness.contract.descriptions import BackendDescription
+from harness.hardware.threads import resolve_threads
 
 INSTALL_HINT = "pip install lembench[pytorch]"
 # Keys of a model's generation config that stay in force; everything else is reset (see load()).
@@ -89,6 +90,14 @@ class PyTorchBackend(Backend):
         self._vocab: list[int] | None = None
         self._model_config: dict[str, Any] = {}  # the dummy model's config.json (dict)
 
+    @property
+    def warmup_per_shape(self) -> bool:
+        """Eager CPU execution has nothing shape-specific to warm (no kernel autotuning, no
+        compiled graphs): one warmup serves the load group. GPUs and torch.compile warm each
+        shape."""
+        compiled = self.engine is not None and self.engine.compile_mode is not None
+        return self.device is None or self.device.type != "cpu" or compiled
+
     # -- loading ---------------------------------------------------------------------------
 
     def load(self) -> LoadInfo:
@@ -106,8 +115,10 @@ class PyTorchBackend(Backend):
         self._torch = torch
         hf_logging.disable_progress_bar()  # per-tensor GGUF conversion bars would flood the log
         opts = self.config.get("pytorch") or {}
-        if opts.get("threads"):
-            torch.set_num_threads(int(opts["threads"]))
+        # Always set: torch's default (every core it sees) is what makes shared-host runs
+        # unstable; the count is explicit and recorded (harness.hardware.threads).
+        self.threads = resolve_threads(self.config, opts.get("threads"))
+        torch.set_num_threads(self.threads.count)
         self.device = self._pick_device(torch, str(self.config.get("device", "auto")))
         engine = engine_kwargs(self.config, self.device.type, self.model_ref["kind"])
         if "quantization_config" in engine.load and not bitsandbytes_available():

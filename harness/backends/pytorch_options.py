@@ -181,7 +181,10 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "type": ["integer", "null"],
             "minimum": 1,
             "default": None,
-            "description": "torch intra-op threads (CPU); null keeps torch's default.",
+            "description": (
+                "torch intra-op threads (CPU); null: the experiment's threads, else every CPU "
+                "this process may use (always set and recorded)."
+            ),
         },
         "attn_implementation": {
             "enum": ["eager", "sdpa", "flash_attention_2", "flex_attention", None],

@@ -80,16 +80,18 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
     "energy_prefill_j": (
         "J",
         "Net energy attributed to prefill, from the cumulative energy timeline at the real request "
-        "timestamps (time share for estimate-only meters). Static batches: batch start to first "
-        "token. Serving runs: by share of work, each interval's energy split over the requests in "
-        "flight by token rate (prompt tokens over engine-scheduled time to first token, decode "
-        "tokens over first to last token); time a request waits in the engine's queue is not "
-        "prefill (energy.phases.attribution names the source of the spans).",
+        "timestamps; for estimate-only meters (codecarbon on CPU) each phase's share of wall time "
+        "(phases.method time_share). Static batches: batch start to first token. Serving runs: by "
+        "share of work, each interval's energy split over the requests in flight by token rate "
+        "(prompt tokens over engine-scheduled time to first token, decode tokens over first to "
+        "last token); time a request waits in the engine's queue is not prefill "
+        "(energy.phases.attribution names the source of the spans).",
     ),
     "energy_decode_j": (
         "J",
         "Net energy attributed to decode (first to last token), likewise. Prefill + decode + "
-        "gaps + idle add up to energy_total_j (closure checked, within 1%).",
+        "gaps + idle add up to energy_total_j: checked within 1% where a meter gives a real "
+        "timeline; by construction for a time share (closure_ok null: it cannot fail).",
     ),
     "j_per_input_token_prefill": ("J/token", "energy_prefill_j / tokens_in."),
     "j_per_output_token_decode": ("J/token", "energy_decode_j / tokens_out."),
@@ -97,15 +99,17 @@ METRIC_DEFINITIONS: dict[str, tuple[str, str]] = {
         "1",
         "Model FLOPs utilisation: flops_per_output_token x (tokens_in + tokens_out) / duration_s "
         "over the dense peak for the precision of one device times the devices the model runs on "
-        "(tensor x pipeline parallel; GPU rows; none for CPUs).",
+        "(tensor x pipeline parallel): GPUs from the datasheet table, CPUs against a GEMM peak "
+        "measured on the host at the run's thread count (labelled measured).",
     ),
     "mbu": (
         "1",
         "Model bandwidth utilisation: weight bytes per decode step x decode steps / duration_s "
-        "over the devices' memory bandwidth (each device reads its 1/n of the weights). Weight "
-        "bytes are the stored bytes: GGUF tensor types, AWQ/GPTQ 4 bits + scales, FP8, "
-        "bitsandbytes; MoE routed experts x experts per token / experts; else parameters x the "
-        "precision's width (weights only: a lower bound).",
+        "over the devices' memory bandwidth (each device reads its 1/n of the weights; on CPUs a "
+        "stream-copy bandwidth measured on the host). Weight bytes are the stored bytes: GGUF "
+        "tensor types, AWQ/GPTQ 4 bits + scales, FP8, bitsandbytes; MoE routed experts x experts "
+        "per token / experts; else parameters x the precision's width (weights only: a lower "
+        "bound).",
     ),
     "j_per_output_token": ("J/token", "energy_total_j / tokens_out (gross)."),
     "j_per_request": ("J/request", "energy_total_j / num_requests (gross)."),

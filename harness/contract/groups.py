@@ -1,8 +1,8 @@
 """Load groups: experiments that can share one model load.
 
 Two experiments share a load group when everything that shapes the loaded model is equal: backend,
-model, precision, device, ``weights`` and the backend's own option block (``pytorch:``, ``vllm:``,
-``tensorrt:`` ...).
+model, precision, device, ``weights``, ``threads`` (llama.cpp fixes its thread count when the
+context is created) and the backend's own option block (``pytorch:``, ``vllm:``, ``tensorrt:`` ...).
 The controller groups by it; the harness checks that a request holds one group only.
 """
 
@@ -25,8 +25,9 @@ def load_key(config: dict[str, Any]) -> dict[str, Any]:
         "device": config["device"],
         "options": config.get(option_block(backend)),
     }
-    if "weights" in config:  # only when given, so groups of older suites keep their ids
-        key["weights"] = config["weights"]
+    for optional in ("weights", "threads"):  # only when given, so older suites keep their ids
+        if optional in config:
+            key[optional] = config[optional]
     return key
 
 

@@ -14,7 +14,10 @@ Where codecarbon finds RAPL itself it reads it, but the figure stays labelled an
 codecarbon 2.x had another model (CPU: a constant TDP x 0.5, 85 W TDP for unknown models; RAM:
 3 W per 8 GB), 5x apart on the same machine: compare estimates only at the same version.
 
-One ``OfflineEmissionsTracker`` is built per meter (hardware probing takes ~1.5 s) and each window
+One ``OfflineEmissionsTracker`` is built per meter, in a background thread started by the
+constructor: its hardware probing (~1.5 s, mostly waiting on subprocesses and threads) then overlaps
+the model load instead of adding to it; the first use (a window, ``describe``) waits for it and a
+failed setup raises there. Each window
 is a codecarbon *task* (``start_task``/``stop_task``), which codecarbon supports repeatedly on one
 tracker; ``stop()`` on a tracker cannot be undone. GPUs are never measured here (NVML owns them):
 ``gpu_ids=[]``, GPU hardware is dropped from the tracker, and only ``cpu_energy``/``ram_energy`` are
@@ -26,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -63,7 +67,8 @@ class CodecarbonMeter(Meter):
     update_period_s = 1.0
 
     def __init__(self, measurement: dict[str, Any]) -> None:
-        """Import codecarbon, build and warm up one tracker; MeterUnavailable if not installed."""
+        """Import codecarbon and start building its tracker in the background; MeterUnavailable
+        if codecarbon is not installed."""
         super().__init__(measurement)
         t0 = time.perf_counter()
         try:
@@ -73,13 +78,23 @@ class CodecarbonMeter(Meter):
             raise MeterUnavailable(
                 "codecarbon is not installed (pip install 'lembench[energy]')"
             ) from exc
-        t1 = time.perf_counter()
+        self.timings_s = {"import": time.perf_counter() - t0}
         # Quiet before construction: the tracker logs warnings before it applies log_level.
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self.version = getattr(codecarbon, "__version__", "unknown")
         self.country_iso_code = measurement.get("country_iso_code") or "USA"
+        self._task: str | None = None
+        self._setup_error: BaseException | None = None
+        self._setup = threading.Thread(
+            target=self._build, args=(codecarbon, OfflineEmissionsTracker), daemon=True
+        )
+        self._setup.start()
+
+    def _build(self, codecarbon: Any, tracker_cls: Any) -> None:
+        """Build and warm up one tracker (runs in the setup thread; errors kept for _ready)."""
+        t1 = time.perf_counter()
         try:
-            self._tracker = OfflineEmissionsTracker(**self._options(codecarbon))
+            self._tracker = tracker_cls(**self._options(codecarbon))
             self._hardware = self._detected_hardware()
             self._drop_gpus()
             t2 = time.perf_counter()
@@ -90,11 +105,20 @@ class CodecarbonMeter(Meter):
             if self._tracker.stop_task("lembench-warmup") is None:
                 raise RuntimeError("stop_task returned nothing")
             getattr(self._tracker, "_tasks", {}).pop("lembench-warmup", None)
-        except Exception as exc:
-            raise MeterUnavailable(f"codecarbon tracker failed to initialise: {exc}") from exc
-        t3 = time.perf_counter()
-        self.timings_s = {"import": t1 - t0, "setup": t2 - t1, "warmup": t3 - t2}
-        self._task: str | None = None
+            self.timings_s.update(setup=t2 - t1, warmup=time.perf_counter() - t2)
+        except BaseException as exc:  # reported on first use, in the harness's own thread
+            self._setup_error = exc
+
+    def _ready(self) -> None:
+        """Wait for the setup thread; RuntimeError (one line) when the tracker failed to build."""
+        if self._setup.is_alive():
+            t0 = time.perf_counter()
+            self._setup.join()
+            self.timings_s["waited"] = time.perf_counter() - t0
+        if self._setup_error is not None:
+            raise RuntimeError(
+                f"codecarbon tracker failed to initialise: {self._setup_error}"
+            ) from self._setup_error
 
     def _options(self, codecarbon: Any) -> dict[str, Any]:
         """Tracker arguments, keeping only those this codecarbon version knows."""
@@ -198,6 +222,7 @@ class CodecarbonMeter(Meter):
         """Open a codecarbon task for this window."""
         if self._task is not None:
             raise RuntimeError("codecarbon meter already started")
+        self._ready()
         self._task = f"lembench-{uuid.uuid4().hex[:12]}"
         t0 = time.perf_counter()
         self._tracker.start_task(self._task)
@@ -240,6 +265,7 @@ class CodecarbonMeter(Meter):
 
     def describe(self) -> dict[str, Any]:
         """codecarbon version, detected hardware, the estimation model and setup timings."""
+        self._ready()
         out = super().describe()
         out.update(
             codecarbon_version=self.version,
@@ -252,6 +278,7 @@ class CodecarbonMeter(Meter):
 
     def close(self) -> None:
         """End an open task; the tracker itself holds no thread between windows."""
+        self._setup.join()
         if self._task is not None:
             task, self._task = self._task, None
             with contextlib.suppress(Exception):  # closing after a failure: nothing to report

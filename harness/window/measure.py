@@ -45,6 +45,16 @@ class Session:
     gpu_names: list[str] = field(default_factory=list)  # GPUs the model runs on (for MFU/MBU)
     #: System CPU load (%) measured before the idle baseline (harness.window.host_load).
     load_before_pct: float | None = None
+    warmed: set[str] = field(default_factory=set)  # warmup keys already run (harness.window.warmup)
+    # Measured CPU peaks per (threads, precision) and why missing (harness.hardware.cpu_peaks).
+    cpu_peaks: dict[tuple[int, str], tuple[Any, str]] = field(default_factory=dict)
+    # Wall seconds this process spent per part (load, baseline, warmup, windows): the controller
+    # prints where a suite's time went.
+    spent_s: dict[str, float] = field(default_factory=dict)
+
+    def spend(self, part: str, seconds: float) -> None:
+        """Add ``seconds`` of wall time to ``part`` of this process's time."""
+        self.spent_s[part] = self.spent_s.get(part, 0.0) + seconds
 
 
 @dataclass
@@ -114,6 +124,13 @@ def measure_experiment(
     plan = plan_experiment(session, config)
     window = run_window(session, config, plan, emit)
     derive(session, config, plan, window, result["experiment_id"], emit).fill(result)
+    report = window.warmup
+    result.setdefault("provenance", {}).setdefault("measurement", {})["warmup"] = {
+        "runs": report.runs,
+        "reused_group_warmup": report.reused,
+        "per_shape": session.loaded.backend.warmup_per_shape,
+        "latencies_s": [round(x, 4) for x in report.latencies_s],
+    }
 
 
 def plan_experiment(session: Session, config: dict[str, Any]) -> Plan:
@@ -145,11 +162,10 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
     """Warm up, then run the plan inside the meters and the timeline sampler."""
     from harness.window.host_load import cpu_snapshot
     from harness.window.timeline import Timeline
-    from harness.window.warmup import warm_up
+    from harness.window.warmup import WarmupReport, warm_up, warmup_key
 
     backend, p = session.loaded.backend, plan
     w = config["warmup"]
-    emit("warmup", runs=w["runs"])
     if p.traffic:
         from harness.workloads.traffic import run_traffic, serve_together
 
@@ -162,13 +178,21 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
         def one_warmup(i: int) -> list[Generation]:
             return backend.generate(p.warm[i % len(p.warm)], p.max_new, p.exact, p.sampling)
 
-    warmup = warm_up(
-        one_warmup,
-        runs=w["runs"],
-        cv_threshold=w.get("cv_threshold"),
-        cv_window=w.get("cv_window", 3),
-        max_runs=w.get("max_runs", 20),
-    )
+    key = warmup_key(config, backend.warmup_per_shape)
+    emit("warmup", runs=0 if key in session.warmed else w["runs"], reused=key in session.warmed)
+    t_warm = time.perf_counter()
+    if key in session.warmed:  # this group is already warm for this key: measure right away
+        warmup = WarmupReport(runs=0, cv_threshold=w.get("cv_threshold"), reused=True)
+    else:
+        warmup = warm_up(
+            one_warmup,
+            runs=w["runs"],
+            cv_threshold=w.get("cv_threshold"),
+            cv_window=w.get("cv_window", 3),
+            max_runs=w.get("max_runs", 20),
+        )
+        session.warmed.add(key)
+    session.spend("warmup", time.perf_counter() - t_warm)
 
     processes = session.telemetry.processes() if session.telemetry is not None else []
     timeline = Timeline(session.meters, session.measurement["timeline_interval_s"],
@@ -198,6 +222,7 @@ def run_window(session: Session, config: dict[str, Any], plan: Plan, emit: Any) 
     # Read right after the window (outside the measured region): load on GPUs not measured.
     outside = session.telemetry.outside_load() if session.telemetry is not None else []
     cpu_after = cpu_snapshot()
+    session.spend("windows", t1 - t0)
     components = [c for m in session.meters for c in m.components]
     return Window(t0, t1 - t0, generations, produced, samples, timeline.errors, components,
                   warmup, processes, served, outside, (cpu_before, cpu_after))  # fmt: skip
@@ -453,17 +478,59 @@ def _utilisation(
     generations: list[tuple[int, Generation]],
     traffic: bool = False,
 ) -> dict[str, Any]:
-    """MFU and MBU against the device peak table (None with "no peak known" on CPUs).
+    """MFU and MBU against the GPU peak table, or on the CPU against peaks measured on this host
+    (harness.hardware.cpu_peaks; labelled measured).
 
     Under traffic the engine's step count is unknown (it batches requests as they come), so MBU,
     which needs it, is left out rather than guessed."""
-    from harness.hardware.peaks import utilisation
-    from harness.models.weight_bytes import stored_weight_bytes
+    from harness.hardware.peaks import BYTES_PER_ELEMENT, DTYPES, NO_PEAK, utilisation
+    from harness.models.weight_bytes import WeightBytes, stored_weight_bytes
 
     steps: dict[int, int] = {}
     for b, g in generations:
         steps[b] = max(steps.get(b, 0), g.tokens_out)
     engine_args = session.loaded.model_info.get("engine_args") or {}
+    threads = session.loaded.backend.threads
+    on_cpu = str(session.loaded.model_info.get("device") or "").startswith("cpu")
+    if on_cpu and not session.gpu_names and threads is not None:
+        from harness.hardware.cpu_peaks import cpu_peaks, cpu_utilisation
+
+        key = (threads.count, config["precision"])
+        if key not in session.cpu_peaks:
+            t0 = time.perf_counter()
+            session.cpu_peaks[key] = cpu_peaks(threads.count, config["precision"])
+            session.spend("probe", time.perf_counter() - t0)
+        peaks, why = session.cpu_peaks[key]
+        if peaks is None:
+            return {
+                "mfu": None,
+                "mbu": None,
+                "peak_flops_per_s": None,
+                "peak_memory_bw_bytes_per_s": None,
+                "peak_source": f"{NO_PEAK} ({why})",
+                "devices": 0,
+                "weight_bytes_per_step": None,
+                "weight_bytes_source": None,
+            }
+        # Weight bytes: the stored bytes (GGUF tensor types, quantised methods), else the
+        # precision's width only where weights are held in it (transformers dequantises GGUF);
+        # otherwise MBU stays null rather than several times too high.
+        weights = stored_weight_bytes(session.loaded.model_info, config, flops)
+        width = engine_args.get("weight_bytes_per_param")
+        if width is None and session.loaded.backend_info.get("name") == "pytorch":
+            width = BYTES_PER_ELEMENT.get(DTYPES.get(config["precision"].lower()) or "")
+        if weights is None and width and flops.params is not None:
+            source = f"{flops.params} parameters x {width:g} B ({config['precision']} width)"
+            weights = WeightBytes(flops.params * width, source)
+        return cpu_utilisation(
+            peaks,
+            flops.per_token,
+            metrics["tokens_in"],
+            metrics["tokens_out"],
+            metrics["duration_s"],
+            weights,
+            None if traffic else sum(steps.values()),
+        )
     return utilisation(
         flops_per_token=flops.per_token,
         tokens_in=metrics["tokens_in"],

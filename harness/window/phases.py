@@ -69,8 +69,12 @@ class Phases:
     attribution: str = BATCH_SPANS  # how the phase spans were found (see the module docstring)
 
     @property
-    def closure_ok(self) -> bool:
-        """The parts add up to the meters' total within ``CLOSURE_TOLERANCE`` (1 %)."""
+    def closure_ok(self) -> bool | None:
+        """The parts add up to the meters' total within ``CLOSURE_TOLERANCE`` (1 %); None when
+        the split is by time share only: its parts add up by construction, so closure cannot
+        fail and is no check of anything (CPU estimates without a readable timeline)."""
+        if self.method == TIME_SHARE:
+            return None
         return self.closure_rel_error <= CLOSURE_TOLERANCE
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,10 +7,19 @@ deviation / mean) of the last ``cv_window`` batch latencies is below ``cv_thresh
 wall-clock times of ``run_batch(i)``, which runs warmup batch ``i``; the caller maps ``i`` to a
 batch (e.g. ``batches[i % len(batches)]``). Batches of different sizes differ in latency by nature,
 which the CV cannot tell from instability: there, cycle through equal batches (or the same one).
+
+Once per load group: a warm model stays warm between the experiments of one harness process, so
+``warmup_key`` names what one warmup is good for and the window code skips a warmup whose key was
+already warmed (see docs/methodology.md). The key always holds the experiment's warmup block (other
+settings are another request); it holds the batch shape (batch size, token lengths, batching,
+traffic, decoding) only where the backend says shapes warm separately (``warmup_per_shape``: GPU
+kernels, autotuning, compiled graphs). CPU eager engines warm once: allocator, thread pool and
+weights in cache are shape-independent.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -32,6 +41,7 @@ class WarmupReport:
     converged: bool | None = None  # None when no cv_threshold was set (fixed warmup)
     cv_threshold: float | None = None
     cv_window: int = DEFAULT_CV_WINDOW
+    reused: bool = False  # no batch run: this load group was already warm for this key
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,3 +104,21 @@ def warm_up(
             return report
     report.converged = False
     return report
+
+
+def warmup_key(config: dict[str, Any], per_shape: bool) -> str:
+    """What one warmup of ``config`` (an expanded experiment) warms, as a canonical string: its
+    warmup block, plus its batch shape when ``per_shape`` (see the module docstring)."""
+    workload = config.get("workload") or {}
+    key: dict[str, Any] = {"warmup": config.get("warmup")}
+    if per_shape:
+        key["shape"] = {
+            "batch_size": config.get("batch_size"),
+            "input_tokens": workload.get("input_tokens"),
+            "output_tokens": workload.get("output_tokens"),
+            "workload": workload.get("kind"),
+            "batching": config.get("batching"),
+            "traffic": config.get("traffic"),
+            "decoding": config.get("decoding"),
+        }
+    return json.dumps(key, sort_keys=True, default=str)

@@ -116,6 +116,9 @@ def _v4_to_v5(result: dict[str, Any]) -> dict[str, Any]:
     # v4 recorded every component with its own method and estimate flag, so the split is derived
     # from what was recorded, not invented; the net figure uses the recorded baseline's idle
     # power of the measured domains. How busy the host was was not recorded: host_load is null.
+    # v5 also made closure_ok null where it cannot fail: a time_share split adds up by
+    # construction, so a v4 "true" there was never a check. The baseline's sizing fields
+    # (windows, power_rel_se, target_met) are optional: a v4 baseline was one fixed window.
     from harness.contract.scope import energy_scope, scope_metrics
 
     out = {**result, "schema_version": 5}
@@ -138,6 +141,10 @@ def _v4_to_v5(result: dict[str, Any]) -> dict[str, Any]:
                 scope, metrics.get("tokens_out"), metrics.get("duration_s"), idle
             )
             out["metrics"] = {**derived, **metrics}  # a field already present is kept
+    energy = out.get("energy")
+    phases = energy.get("phases") if isinstance(energy, dict) else None
+    if isinstance(phases, dict) and phases.get("method") == "time_share":
+        out["energy"] = {**energy, "phases": {**phases, "closure_ok": None}}
     return out
 
 

@@ -104,6 +104,11 @@ V3_PYTORCH_KEYS = (
 )
 
 
+#: What suite schema_version 4 added to an experiment: its CPU thread count (and traffic.slo,
+#: version_4_keys). Suite-level settings of version 4 are checked by the loader.
+V4_KEYS = ("threads",)
+
+
 def version_3_keys(config: dict[str, Any]) -> list[list[str]]:
     """Key paths of ``config`` (an expanded experiment) that need suite schema_version 3."""
     paths = [[k] for k in V3_KEYS if k in config]
@@ -114,9 +119,13 @@ def version_3_keys(config: dict[str, Any]) -> list[list[str]]:
 
 
 def version_4_keys(config: dict[str, Any]) -> list[list[str]]:
-    """Key paths of ``config`` that need suite schema_version 4 (goodput latency limits)."""
+    """Key paths of ``config`` (an expanded experiment) that need suite schema_version 4: the
+    experiment's threads and goodput's latency limits."""
+    paths = [[k] for k in V4_KEYS if k in config]
     traffic = config.get("traffic")
-    return [["traffic", "slo"]] if isinstance(traffic, dict) and "slo" in traffic else []
+    if isinstance(traffic, dict) and "slo" in traffic:
+        paths.append(["traffic", "slo"])
+    return paths
 
 
 def required_version(config: dict[str, Any]) -> int:

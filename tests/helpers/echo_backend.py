@@ -101,3 +101,42 @@ class ServingEchoBackend(EchoBackend):
             await asyncio.sleep(STEP_S)
             times.append(time.perf_counter())
         return Generation(len(prompt.token_ids), steps, t_start, times, "x" * steps)
+
+
+class BurningEchoBackend(EchoBackend):
+    """The echo engine on a CPU that draws power: every generation step adds energy to the fake
+    powercap tree at ``$LEMBENCH_POWERCAP_ROOT`` (package and DRAM counters), so the RAPL meter
+    sees a real, rising timeline during the window. Shapes need no warmup of their own (as eager
+    CPU engines)."""
+
+    name = "echo-burn"
+    STEP_UJ = (("intel-rapl:0", 50_000), ("intel-rapl:0:1", 5_000))  # 25 W, 2.5 W at STEP_S
+
+    @property
+    def warmup_per_shape(self) -> bool:
+        return False
+
+    def load(self) -> LoadInfo:
+        from harness.hardware.threads import resolve_threads
+
+        self.threads = resolve_threads(self.config)  # as a CPU engine does before computing
+        return super().load()
+
+    def generate(self, prompts, max_new_tokens, exact, sampling=GREEDY):
+        import os
+        from pathlib import Path
+
+        from tests.fakes.powercap import add_uj
+
+        root = Path(os.environ["LEMBENCH_POWERCAP_ROOT"])
+        steps = max_new_tokens if exact else min(max_new_tokens, EOS_AFTER)
+        t_start = time.perf_counter()
+        times = []
+        for _ in range(steps):
+            time.sleep(STEP_S)
+            for zone, uj in self.STEP_UJ:
+                add_uj(root, zone, uj)
+            times.append(time.perf_counter())
+        return [
+            Generation(len(p.token_ids), steps, t_start, list(times), "x" * steps) for p in prompts
+        ]

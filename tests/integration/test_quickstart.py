@@ -96,11 +96,16 @@ def test_every_result_validates_and_counts_are_real(quickstart) -> None:
         assert r["energy"]["baseline"] is not None
         assert m["energy_net_j"] == pytest.approx(m["energy_total_j"] - m["energy_idle_j"])
         phases = r["energy"]["phases"]
-        assert phases["closure_ok"], phases
+        # A time share (codecarbon: no readable timeline) adds up by construction: no check.
+        assert phases["closure_ok"] is (None if phases["method"] == "time_share" else True), phases
         assert r["timeline"]["samples"] >= 2
         timeline = results_dir / "quickstart" / r["experiment_id"] / r["run_id"] / "timeline.jsonl"
         assert len(timeline.read_text().splitlines()) == r["timeline"]["samples"]
-        assert r["flops"]["peak_source"] == "no peak known" and m["mfu"] is None  # CPU row
+        # CPU row: peaks measured on this host at the run's thread count, labelled measured.
+        assert r["flops"]["peak_source"].startswith("measured on this host"), r["flops"]
+        assert 0 < m["mfu"] < 1.5 and m["mbu"] > 0
+        threads = r["provenance"]["measurement"]["threads"]
+        assert threads["count"] >= 1 and threads["source"] == "affinity"
         assert r["provenance"]["model"]["gguf_sha256"]
         assert r["provenance"]["stored_by"]["validated"] is True
         assert (

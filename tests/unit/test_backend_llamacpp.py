@@ -39,7 +39,8 @@ def test_defaults_follow_llama_cpp_python_and_size_the_context_for_the_batch() -
     # 4 sequences x (100 + 60 tokens rounded up to 256)
     assert c["n_seq_max"] == 4 and c["n_ctx"] == 4 * 256
     assert c["n_batch"] == 512 and c["n_ubatch"] == 512
-    assert c["n_threads"] == 4 and c["n_threads_batch"] == 4  # half the CPUs, batch = n_threads
+    # Every CPU the process may use (as torch), not Llama's half; batch = n_threads.
+    assert c["n_threads"] == 8 and c["n_threads_batch"] == 8
     assert c["flash_attn"] is False and c["offload_kqv"] is True
     assert c["type_k"] == c["type_v"] == "f32"
 
@@ -65,6 +66,12 @@ def test_n_threads_batch_follows_n_threads_and_n_ubatch_never_exceeds_n_batch() 
     c = args(llamacpp={"n_threads": 3, "n_batch": 128})["context"]
     assert c["n_threads_batch"] == 3 and c["n_ubatch"] == 128
     assert args(cpus=1)["context"]["n_threads"] == 1
+
+
+def test_the_experiments_threads_key_sets_n_threads_and_the_engine_option_wins() -> None:
+    c = args(threads=2)["context"]
+    assert (c["n_threads"], c["n_threads_batch"]) == (2, 2)
+    assert args(threads=2, llamacpp={"n_threads": 3})["context"]["n_threads"] == 3
 
 
 def test_sequential_batching_uses_one_sequence() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.meters.base import EnergyComponent, Meter
 from harness.meters.nvml import NvmlMeter
 from harness.meters.rapl import RaplMeter
 from harness.window.baseline import LOAD_TOLERANCE_PCT, Baseline, cache_dir, measure_baseline
@@ -71,7 +72,9 @@ def test_idle_power_is_energy_over_duration(world: World, tmp_path: Path) -> Non
     meters = _meters(world)
     b = _measure(world, meters, tmp_path)
     assert isinstance(b, Baseline)
-    assert world.slept == [10.0]
+    # Quiet meters: MIN_WINDOWS windows of MIN_WINDOW_S reach the noise target; no 10 s wait.
+    assert world.slept == [0.5, 0.5, 0.5]
+    assert (b.windows, b.power_rel_se, b.target_met) == (3, pytest.approx(0.0), True)
     assert b.power_w == {
         "gpu": pytest.approx(2 * GPU_W),
         "cpu": pytest.approx(CPU_W),
@@ -83,7 +86,7 @@ def test_idle_power_is_energy_over_duration(world: World, tmp_path: Path) -> Non
         {"id": "intel-rapl:0", "domain": "cpu", "power_w": pytest.approx(CPU_W)},
         {"id": "intel-rapl:0:1", "domain": "dram", "power_w": pytest.approx(DRAM_W)},
     ]
-    assert b.duration_s == 10.0
+    assert b.duration_s == 1.5
     assert (b.cached, b.method, b.is_estimate) == (False, "nvml_counter+rapl", False)
     assert b.measured_at.startswith("2023-11-14T22:13:20")
     json.dumps(b.to_dict(), allow_nan=False)
@@ -102,21 +105,23 @@ def test_cache_hit_miss_and_expiry(world: World, tmp_path: Path) -> None:
     first = _measure(world, meters, tmp_path)
     assert first is not None and not first.cached
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    measured = len(world.slept)
 
     world.wall += 300  # within cache_s: reused, nothing measured
     hit = _measure(world, meters, tmp_path)
-    assert hit is not None and hit.cached and len(world.slept) == 1
+    assert hit is not None and hit.cached and len(world.slept) == measured
     assert hit.power_w == first.power_w and hit.devices == first.devices
     assert hit.measured_at == first.measured_at
+    assert (hit.windows, hit.target_met) == (3, True)
 
     world.wall += 400  # 700 s old > 600: measured again
     again = _measure(world, meters, tmp_path)
-    assert again is not None and not again.cached and len(world.slept) == 2
+    assert again is not None and not again.cached and len(world.slept) == 2 * measured
 
     assert not _measure(world, meters, tmp_path, cache_s=0).cached  # 0: never reused
-    assert len(world.slept) == 3
-    assert not _measure(world, meters, tmp_path, duration_s=30).cached  # longer than cached
-    assert _measure(world, meters, tmp_path, duration_s=20).cached  # 30 s one is good for 20
+    assert len(world.slept) == 3 * measured
+    # It met the noise target: good for a longer requested cap too.
+    assert _measure(world, meters, tmp_path, duration_s=30).cached
     world.wall -= 10_000  # clock went backwards: an entry "from the future" is not trusted
     assert not _measure(world, meters, tmp_path).cached
     for m in meters:
@@ -225,3 +230,50 @@ def test_cache_is_per_boot(world: World, tmp_path: Path, monkeypatch) -> None:
     assert len(entries) == 2  # one per boot
     boots = {json.loads(p.read_text())["key"]["boot"] for p in entries}
     assert "another-boot" in boots and None not in boots
+
+
+class NoisyMeter(Meter):
+    """A meter of the outside world whose idle power alternates between ``powers`` (W), updated
+    every ``update_period_s``: drives the noise-sized baseline."""
+
+    name = "noisy"
+    domains = ("cpu",)
+
+    def __init__(self, world: World, powers: list[float], update_period_s: float) -> None:
+        super().__init__({})
+        self.world, self.powers, self.update_period_s = world, powers, update_period_s
+        self.n = 0
+
+    def start(self) -> None:
+        self.t0 = self.world.clock()
+
+    def stop(self) -> list[EnergyComponent]:
+        power = self.powers[self.n % len(self.powers)]
+        self.n += 1
+        joules = power * (self.world.clock() - self.t0)
+        return [EnergyComponent("noisy", "rapl", "cpu", False, joules)]
+
+
+def test_window_length_follows_the_slowest_meter(world: World, tmp_path: Path) -> None:
+    meter = NoisyMeter(world, [20.0], update_period_s=1.0)
+    b = _measure(world, [meter], tmp_path)
+    assert world.slept == [2.0, 2.0, 2.0]  # two update periods per window
+    assert b is not None and b.power_w == {"cpu": pytest.approx(20.0)} and b.target_met
+
+
+def test_noisy_meter_takes_the_whole_cap_and_says_so(world: World, tmp_path: Path) -> None:
+    meter = NoisyMeter(world, [10.0, 30.0], update_period_s=0.1)
+    b = _measure(world, [meter], tmp_path, duration_s=5.0)
+    assert b is not None and sum(world.slept) == pytest.approx(5.0)  # the cap, in 0.5 s windows
+    assert b.windows == 10 and b.target_met is False
+    assert b.power_w == {"cpu": pytest.approx(20.0)}  # energy over time across all windows
+    assert b.power_rel_se == pytest.approx(10.0 * (10 / 9) ** 0.5 / 10**0.5 / 20.0)  # sample SD
+    # Short of the target, it is not good for a longer cap: measured again.
+    assert not _measure(world, [meter], tmp_path, duration_s=30.0).cached
+
+
+def test_fixed_rule_would_wait_the_whole_duration(world: World, tmp_path: Path) -> None:
+    """The old rule slept the whole idle_baseline_s in one window; a quiet meter now stops at
+    the noise target, far below the cap."""
+    _measure(world, _meters(world), tmp_path, duration_s=10.0, cache_s=0)
+    assert sum(world.slept) < 10.0 / 5

@@ -116,6 +116,14 @@ def test_composed_suite_schema_is_the_old_static_one() -> None:
     new["$defs"].pop("convergence")
     new["$defs"].pop("thermal_gap")
     assert "ttft_s" in new["$defs"]["traffic"]["properties"].pop("slo")["properties"]
+    # ... and the experiment's threads; the engines' thread defaults now follow it.
+    for part in ("experiment", "experiment_partial"):
+        new["$defs"][part]["properties"].pop("threads")
+    for block, key in (("pytorch_options", "threads"), ("llamacpp_options", "n_threads")):
+        assert "experiment's threads" in new["$defs"][block]["properties"][key]["description"]
+        new["$defs"][block]["properties"][key]["description"] = old["$defs"][block]["properties"][
+            key
+        ]["description"]
     assert new == old
     # Keys with defaults in the same order too: it decides where filled-in defaults go in the
     # configs of result files.

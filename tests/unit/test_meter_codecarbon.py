@@ -64,10 +64,45 @@ def test_one_tracker_serves_several_windows(tmp_path: Path, monkeypatch) -> None
     assert durations[1] > durations[0]
     desc = meter.describe()
     assert desc["name"] == "codecarbon" and desc["domains"] == ["cpu", "dram"]
-    assert set(desc["timings_s"]) == {"import", "setup", "warmup"}
+    assert {"import", "setup", "warmup"} <= set(desc["timings_s"])
     assert desc["hardware"]["cpu_model"]
     meter.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tracker_setup_overlaps_other_work_and_a_failed_setup_fails_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The constructor returns before codecarbon's hardware probe is done (it runs while the model
+    loads); a probe that fails raises at the first window, in one line."""
+    import codecarbon
+
+    monkeypatch.chdir(tmp_path)
+    real = codecarbon.OfflineEmissionsTracker
+
+    def slow(
+        *args, **kwargs
+    ):  # a probe as slow as on a cold host (codecarbon caches it in-process)
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", slow)
+    t0 = time.perf_counter()
+    meter = CodecarbonMeter({"country_iso_code": "USA"})
+    assert time.perf_counter() - t0 < 0.4  # did not wait for the probe
+    with meter:  # the first window waits for it, then measures as usual
+        _busy(0.2)
+    assert meter.timings_s["setup"] >= 0.5 and meter.components[0].energy_j > 0
+    meter.close()
+
+    def broken(*args, **kwargs):
+        raise OSError("no /proc/cpuinfo")
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", broken)
+    bad = CodecarbonMeter({"country_iso_code": "USA"})
+    with pytest.raises(RuntimeError, match="codecarbon tracker failed to initialise: no /proc"):
+        bad.start()
+    bad.close()
 
 
 def test_start_twice_is_an_error(tmp_path: Path, monkeypatch) -> None:

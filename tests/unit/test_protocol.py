@@ -4,6 +4,7 @@ fake powercap tree: results, failures, exit codes, events."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from harness.contract.exitcodes import ExitCode
 from harness.contract.groups import load_group_id
 from harness.contract.io import EVENTS_FILE, FATAL_FILE, RESULTS_DIR
 from harness.contract.results import validation_problem
+from harness.hardware import cpu_peaks
 from harness.protocol import run
 from tests.fakes.powercap import make_tree
 from tests.helpers.plugins import register_backends
@@ -24,8 +26,17 @@ from tests.unit.conftest import CONFIG
 @pytest.fixture(autouse=True)
 def echo_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Register the fake engine as backend 'echo' and point RAPL at a fake powercap tree."""
-    register_backends(monkeypatch, {"echo": "tests.helpers.echo_backend:EchoBackend"})
+    register_backends(
+        monkeypatch,
+        {
+            "echo": "tests.helpers.echo_backend:EchoBackend",
+            "echo-burn": "tests.helpers.echo_backend:BurningEchoBackend",
+        },
+    )
     monkeypatch.setenv("LEMBENCH_POWERCAP_ROOT", str(make_tree(tmp_path / "powercap")))
+    monkeypatch.setenv("LEMBENCH_CACHE_DIR", str(tmp_path / "cache"))  # baselines, CPU peaks
+    monkeypatch.setattr(cpu_peaks, "GEMM_N", 128)  # a small probe: its numbers are not tested
+    monkeypatch.setattr(cpu_peaks, "COPY_BYTES", 4 * 2**20)
     yield
     registry.reset()
 
@@ -191,3 +202,63 @@ def test_workload_error_is_a_config_error_of_that_experiment(tmp_path: Path) -> 
     assert failed["error"]["reason"] == "config_error"
     assert "missing.jsonl" in failed["error"]["message"]
     assert ok["status"] == "ok"
+
+
+def _events(io: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (io / EVENTS_FILE).read_text().splitlines()]
+
+
+def test_time_accounting_threads_and_one_warmup_per_group(tmp_path: Path) -> None:
+    """The harness reports where its time went, records each experiment's thread setting, and
+    warms a group once where the backend's shapes need no warmup of their own."""
+    io = tmp_path / "io"
+    configs = [_config(1), _config(2)]
+    for c in configs:
+        c.update(backend="echo-burn", threads=1)
+        c["warmup"] = {"runs": 2}
+    assert run(_request(io, configs)) == ExitCode.OK
+    first, second = _results(io)
+    for r in (first, second):
+        assert validation_problem(r) is None
+        assert r["provenance"]["measurement"]["threads"]["count"] == 1
+        assert r["provenance"]["measurement"]["threads"]["source"] == "experiment"
+    assert first["provenance"]["measurement"]["warmup"]["runs"] == 2
+    assert second["provenance"]["measurement"]["warmup"] == {
+        "runs": 0,
+        "reused_group_warmup": True,
+        "per_shape": False,
+        "latencies_s": [],
+    }
+    if importlib.util.find_spec("torch") is not None:  # CPU peaks are measured, and say so
+        assert first["flops"]["peak_source"].startswith("measured on this host")
+        assert first["metrics"]["mfu"] > 0
+        assert first["metrics"]["mbu"] is None  # echo states no weight width: not guessed
+        assert second["flops"]["peak_source"] == first["flops"]["peak_source"]  # probed once
+    (timings,) = [e for e in _events(io) if e["event"] == "timings"]
+    assert {"startup_s", "load_s", "baseline_s", "warmup_s", "windows_s"} <= set(timings)
+    windows = first["metrics"]["duration_s"] + second["metrics"]["duration_s"]
+    assert timings["windows_s"] == pytest.approx(windows, abs=2e-3)
+    assert timings["warmup_s"] > 0 and timings["baseline_s"] > 0
+
+
+def test_shape_sensitive_backend_warms_every_shape(tmp_path: Path) -> None:
+    io = tmp_path / "io"
+    assert run(_request(io, [_config(1), _config(2)])) == ExitCode.OK
+    for r in _results(io):
+        assert r["provenance"]["measurement"]["warmup"]["reused_group_warmup"] is False
+        assert r["provenance"]["measurement"]["threads"] is None  # echo sets no thread count
+
+
+def test_closure_is_checked_where_the_meter_gives_a_real_timeline(tmp_path: Path) -> None:
+    """RAPL counters rising during the window (the timeline samples them): the phase split comes
+    from the series, so closure is a real check and it holds; estimates get null (time share)."""
+    io = tmp_path / "io"
+    config = _config(2)
+    config["backend"] = "echo-burn"
+    config["workload"]["output_tokens"] = 40  # ~0.16 s window: several 0.05 s timeline samples
+    assert run(_request(io, [config])) == ExitCode.OK
+    (r,) = _results(io)
+    phases = r["energy"]["phases"]
+    assert phases["method"] == "timeline"
+    assert phases["closure_ok"] is True and phases["closure_rel_error"] <= 0.01
+    assert phases["decode_j"] > 0 and r["energy"]["components"][0]["energy_j"] > 0

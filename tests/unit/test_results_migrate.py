@@ -72,11 +72,12 @@ def test_v2_is_returned_unchanged_and_upgrade_is_idempotent() -> None:
 
 
 def test_newer_versions_ask_for_a_newer_lembench() -> None:
-    future = {**load("result-v1-ok-synthetic.json"), "schema_version": 6}
+    future = {**load("result-v1-ok-synthetic.json"), "schema_version": CURRENT_VERSION + 1}
     with pytest.raises(ValueError) as e:
         upgrade(future)
     assert str(e.value) == (
-        "result schema_version 6 is newer than this lembench (max 5); upgrade lembench"
+        f"result schema_version {CURRENT_VERSION + 1} is newer than this lembench "
+        f"(max {CURRENT_VERSION}); upgrade lembench"
     )
 
 
@@ -160,3 +161,21 @@ def test_v4_mixed_result_upgrades_to_its_measured_gpu_part() -> None:
     assert m["energy_measured_net_j"] == pytest.approx(net)
     assert m["j_per_output_token_measured_net"] == pytest.approx(net / m0["tokens_out"])
     assert m["j_per_output_token"] == m0["j_per_output_token"]  # the whole system, unchanged
+
+
+def test_frozen_v4_cpu_result_upgrades_to_v5() -> None:
+    """A real v4 quickstart result (codecarbon on CPU): its time-share closure "true" was never a
+    check, so v5 says null; every other recorded value is kept."""
+    v4 = load("result-v4-ok-synthetic-cpu.json")
+    assert v4["schema_version"] == 4 and v4["energy"]["phases"]["method"] == "time_share"
+    assert v4["energy"]["phases"]["closure_ok"] is True
+    v5 = upgrade(v4)
+    assert v5["schema_version"] == 5 == CURRENT_VERSION
+    assert v5["energy"]["phases"]["closure_ok"] is None
+    assert {k: v for k, v in v5["energy"]["phases"].items() if k != "closure_ok"} == {
+        k: v for k, v in v4["energy"]["phases"].items() if k != "closure_ok"
+    }
+    assert v5["energy"]["baseline"] == v4["energy"]["baseline"]  # sizing fields are optional
+    assert {k: v5["metrics"][k] for k in v4["metrics"]} == v4["metrics"]
+    assert v4["energy"]["phases"]["closure_ok"] is True  # the input is not modified
+    assert validation_problem(v5) is None

@@ -140,4 +140,16 @@ def test_to_dict():
         "converged": True,
         "cv_threshold": 0.5,
         "cv_window": 3,
+        "reused": False,
     }
+
+
+def test_warmup_key_holds_the_shape_only_where_shapes_warm_separately():
+    from harness.window.warmup import warmup_key
+
+    one = {"batch_size": 1, "warmup": {"runs": 1}, "workload": {"kind": "synthetic"}}
+    four = {**one, "batch_size": 4}
+    assert warmup_key(one, per_shape=False) == warmup_key(four, per_shape=False)
+    assert warmup_key(one, per_shape=True) != warmup_key(four, per_shape=True)
+    longer = {**one, "warmup": {"runs": 3}}  # another warmup request is always its own key
+    assert warmup_key(one, per_shape=False) != warmup_key(longer, per_shape=False)
