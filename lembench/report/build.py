@@ -43,6 +43,8 @@ from lembench.report.pages import (
     pareto_points,
     row_html,
 )
+from lembench.report.fmt import sig
+from lembench.report.groups import summarise_groups
 from lembench.report.quality import accuracy_charts, visible_columns
 from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
@@ -54,6 +56,7 @@ STATIC_FILES = ("style.css", "leaderboard.js")
 #: Above this many rows the index links to the charts page instead of embedding the chart.
 INLINE_CHART_MAX = 2000
 DEFAULT_PAGE_SIZE = 500
+DEFAULT_TITLE = "LLM inference energy leaderboard"
 #: From this many experiments on, their pages are rendered in parallel processes.
 PARALLEL_MIN = 2000
 
@@ -102,6 +105,8 @@ def build_site(
     page_size: int = DEFAULT_PAGE_SIZE,
     collected: Collected | None = None,
     workers: int | None = None,
+    title: str | None = None,
+    about: str | None = None,
 ) -> SiteSummary:
     """Aggregate the runs under ``results_dir`` and write the site to ``out`` (atomically).
 
@@ -109,7 +114,8 @@ def build_site(
     ``allow_mixed``) or an ``out`` that is a non-empty folder but not a lembench site (unless
     ``force``: then the site is written into it and any existing file it would replace is
     refused). ``collected``: data already read by ``collect`` (then results_dir is not read);
-    ``workers``: processes rendering experiment pages (default: one per CPU for large sites)."""
+    ``workers``: processes rendering experiment pages (default: one per CPU for large sites);
+    ``title`` and ``about``: the site's title and the text under it on the leaderboard."""
     started = time.perf_counter()
     out = Path(out)
     if collected is None:
@@ -119,7 +125,9 @@ def build_site(
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         records = records_for_site(Path(results_dir), suite)  # lembench reproduce records
-        rows, files, n_pages = render(collected, stage, max(1, page_size), workers, records)
+        rows, files, n_pages = render(
+            collected, stage, max(1, page_size), workers, records, title, about
+        )
         manifest = {
             "generator": GENERATOR,
             "lembench_version": __version__,
@@ -233,6 +241,8 @@ def render(
     page_size: int,
     workers: int | None = None,
     reproductions: list[dict[str, Any]] | None = None,
+    title: str | None = None,
+    about: str | None = None,
 ) -> tuple[list[Row], list[str], int]:
     """Write every page, the static files and the downloads into ``site``."""
     env = environment()
@@ -247,6 +257,7 @@ def render(
         "n_runs": collected.n_runs,
         "n_experiments": len(rows),
         "has_reproductions": bool(reproductions),  # the nav links the page only when it exists
+        "site_title": title or DEFAULT_TITLE,
     }
 
     (site / "static").mkdir()
@@ -270,6 +281,10 @@ def render(
         {"key": c.key, "label": c.label, "values": sorted({str(getattr(r, c.key)) for r in rows})}
         for c in FILTERS
     ]
+    suites = sorted({r.exp.suite for r in rows})
+    if len(suites) > 1:
+        filters.append({"key": "suite", "label": "Suite", "values": suites})
+    groups = summarise_groups(rows)
     points = pareto_points(rows)
     pareto = charts.pareto_chart(points) if len(rows) <= INLINE_CHART_MAX else None
     columns = visible_columns(COLUMNS, rows)  # pass@1 columns only when something was scored
@@ -295,6 +310,9 @@ def render(
             filters=filters,
             pages=names,
             page_index=i,
+            groups=groups,
+            about=about or "",
+            fmt=sig,
             totals=totals,
             pareto=pareto if i == 0 else None,
             accuracy=accuracy[0] if accuracy and i == 0 and pareto is not None else None,

@@ -37,6 +37,19 @@ BADGE_ESTIMATE = Markup(
 )
 
 
+STARS = {n: "★" * n + "☆" * (5 - n) for n in range(1, 6)}
+
+
+def params_text(n: int | None) -> str:
+    """A parameter count as people write it: 135M, 8.03B."""
+    if n is None:
+        return "–"
+    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= factor:
+            return f"{n / factor:.3g}{suffix}"
+    return str(n)
+
+
 def slug(s: str) -> str:
     """A file-name-safe form of an untrusted string."""
     out = re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip(".-")[:60]
@@ -92,7 +105,16 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
                 html = str(row.rank)
             else:
                 html = BADGE_ESTIMATE if row.energy_class == "estimate" else "–"
-            cells.append(_td(html, sort_key(row.rank), "num rank"))
+            cells.append(_td(html, sort_key(row.rank), "num rank", f"in {row.group}"))
+        elif key == "rating":
+            if row.rating:
+                html = f'<span class="stars" aria-label="{row.rating} of 5">{STARS[row.rating]}</span>'
+                tip = f"{row.rating} of 5 stars within {row.group}"
+            else:
+                html, tip = "–", "not rated (estimate, no energy, or alone in its group)"
+            cells.append(_td(html, sort_key(row.rating), "num rating", tip))
+        elif key == "params":
+            cells.append(_td(params_text(row.params), sort_key(row.params), "num"))
         elif key == "model":
             model = e(row.model)
             cells.append(
@@ -109,8 +131,13 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
             cells.append(_td(f"{e(row.energy_method or '–')}{badge}"))
         elif key == "warnings":
             if row.warnings:
+                # An icon with the codes on hover (and for screen readers): a column of codes
+                # wrapped every row onto several lines.
                 codes = e(", ".join(row.warnings))
-                html = f'<span class="badge warn">⚠ {len(row.warnings)}</span> {codes}'
+                html = (
+                    f'<span class="badge warn" title="{codes}" aria-label="warnings: {codes}">'
+                    f"⚠ {len(row.warnings)}</span>"
+                )
                 cells.append(_td(html, sort_key(len(row.warnings)), "warnings"))
             else:
                 cells.append(_td("", sort_key(0)))
@@ -119,6 +146,8 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
     data = (
         f' data-model="{e(row.model)}" data-backend="{e(row.backend)}"'
         f' data-precision="{e(row.precision)}" data-hardware="{e(row.hardware)}"'
+        f' data-variant="{e(row.variant)}" data-group="{e(row.group)}"'
+        f' data-suite="{e(row.exp.suite)}"'
     )
     warn = ' class="has-warnings"' if row.warnings else ""
     return Markup(f"<tr{data}{warn}>{''.join(cells)}</tr>")
