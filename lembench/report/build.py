@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from lembench import __version__
 from lembench.errors import UserError
 from lembench.report import charts
 from lembench.report.data import Collected, collect
 from lembench.report.export import export
+from lembench.report.fmt import sig, stat_html
+from lembench.report.groups import summarise_groups
 from lembench.report.methodology import (
     AGGREGATION,
     WARNING_CODES,
@@ -42,9 +45,8 @@ from lembench.report.pages import (
     experiment_context,
     pareto_points,
     row_html,
+    tradeoff_panels,
 )
-from lembench.report.fmt import sig
-from lembench.report.groups import summarise_groups
 from lembench.report.quality import accuracy_charts, visible_columns
 from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
@@ -330,6 +332,8 @@ def render(
             accuracy=accuracy,
             panels=panels,
             panels_left_out=left_out,
+            tradeoffs=tradeoff_panels(rows),
+            stat_text=lambda st: Markup(stat_html(st)),
         ),
         files,
         site,

@@ -19,8 +19,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lembench.report.charts import pareto_front
 from lembench.report.charts import Point as _Point
+from lembench.report.charts import pareto_front
 
 if TYPE_CHECKING:
     from lembench.report.table import Row
@@ -57,7 +57,7 @@ def group_label(hardware: str, task: str) -> str:
 
 
 def stars(rank: int, k: int) -> int | None:
-    """The rating of rank ``rank`` (1 = lowest J/token) among ``k`` measured rows; None for k < 2."""
+    """The rating of rank ``rank`` (1 = lowest J/token) among ``k`` measured rows (None: k < 2)."""
     if k < 2 or not 1 <= rank <= k:
         return None
     return STARS - math.floor(STARS * (rank - 1) / k)
