@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from lembench import __version__
 from lembench.advice.commands import advise_command, audit_command, estimate_command
+from lembench.compare_cmd import compare_command
 from lembench.doctor import doctor_command
 from lembench.errors import UserError
 from lembench.images import images_group
@@ -143,6 +144,7 @@ cli.add_command(reproduce_command)
 cli.add_command(advise_command)
 cli.add_command(estimate_command)
 cli.add_command(audit_command)
+cli.add_command(compare_command)
 results.add_command(export_command)
 
 

@@ -59,7 +59,7 @@ def test_site_has_group_summary_selector_and_hover_warnings(tmp_path: Path) -> N
     build_site(tmp_path / "r", tmp_path / "site", title="Lab <results>", about="About us.")
     index = (tmp_path / "site" / "index.html").read_text("utf-8")
     assert "Lab &lt;results&gt;" in index and "About us." in index
-    assert index.count("<button type=\"button\" class=\"pick-group\"") == 2
+    assert index.count('<button type="button" class="pick-group"') == 2
     assert 'data-filter="group"' in index and "All rows (not ranked across groups)" in index
     assert index.count('data-group="NVIDIA L4 · synthetic 256-&gt;128"') >= 2  # summary + row
     assert 'class="column-chooser"' in index
