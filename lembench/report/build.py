@@ -29,6 +29,7 @@ from markupsafe import Markup
 from lembench import __version__
 from lembench.errors import UserError
 from lembench.report import charts
+from lembench.report.compare_page import compare_links, compare_pages
 from lembench.report.data import Collected, collect
 from lembench.report.export import export
 from lembench.report.fmt import sig, stat_html
@@ -50,6 +51,7 @@ from lembench.report.pages import (
 from lembench.report.quality import accuracy_charts, visible_columns
 from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
+from lembench.results.compare import compare
 
 MANIFEST = ".lembench-site.json"
 GENERATOR = "lembench report"
@@ -109,6 +111,7 @@ def build_site(
     workers: int | None = None,
     title: str | None = None,
     about: str | None = None,
+    comparisons: list[tuple[str, str]] | None = None,
 ) -> SiteSummary:
     """Aggregate the runs under ``results_dir`` and write the site to ``out`` (atomically).
 
@@ -117,7 +120,8 @@ def build_site(
     ``force``: then the site is written into it and any existing file it would replace is
     refused). ``collected``: data already read by ``collect`` (then results_dir is not read);
     ``workers``: processes rendering experiment pages (default: one per CPU for large sites);
-    ``title`` and ``about``: the site's title and the text under it on the leaderboard."""
+    ``title`` and ``about``: the site's title and the text under it on the leaderboard;
+    ``comparisons``: pairs (A, B) for ``lembench compare``, each written as a page of the site."""
     started = time.perf_counter()
     out = Path(out)
     if collected is None:
@@ -127,8 +131,9 @@ def build_site(
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         records = records_for_site(Path(results_dir), suite)  # lembench reproduce records
+        compared = [(a, b, compare(Path(results_dir), a, b)) for a, b in comparisons or []]
         rows, files, n_pages = render(
-            collected, stage, max(1, page_size), workers, records, title, about
+            collected, stage, max(1, page_size), workers, records, title, about, compared
         )
         manifest = {
             "generator": GENERATOR,
@@ -245,6 +250,7 @@ def render(
     reproductions: list[dict[str, Any]] | None = None,
     title: str | None = None,
     about: str | None = None,
+    compared: list[tuple[str, str, Any]] | None = None,
 ) -> tuple[list[Row], list[str], int]:
     """Write every page, the static files and the downloads into ``site``."""
     env = environment()
@@ -260,6 +266,7 @@ def render(
         "n_experiments": len(rows),
         "has_reproductions": bool(reproductions),  # the nav links the page only when it exists
         "site_title": title or DEFAULT_TITLE,
+        "compare_links": compare_links(compared or []),
     }
 
     (site / "static").mkdir()
@@ -354,6 +361,7 @@ def render(
     )
     (site / "experiments").mkdir()
     files += experiment_pages(rows, site, common, workers)
+    files += compare_pages(env, site, compared or [], common, rows)
     if reproductions:  # after experiment_pages: it links to their pages
         files += render_page(env, site, reproductions, collected, common)
     return rows, files, len(chunks)

@@ -86,3 +86,18 @@ def test_cli_terminal_json_and_errors(tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     none = lembench("compare", a, "zzzz", "--results-dir", str(tmp_path))
     assert none.returncode == 2 and "'zzzz'" in none.stderr
+
+
+def test_report_writes_a_compare_page_linked_from_every_page(tmp_path: Path) -> None:
+    from lembench.report.build import build_site
+
+    root = tmp_path / "r"
+    a = _experiment(root, "synthetic-a", "vllm", 1)
+    b = _experiment(root, "synthetic-a", "vllm", 8)
+    build_site(root, tmp_path / "site", comparisons=[(a[:8], b[:8])])
+    (page,) = (tmp_path / "site" / "compare").glob("*.html")
+    html = page.read_text("utf-8")
+    assert html.count('<tr class="significant">') >= 1 and "j_per_output_token" in html
+    assert f'href="../experiments/synthetic-a--{a}.html"' in html
+    index = (tmp_path / "site" / "index.html").read_text("utf-8")
+    assert f'href="compare/{page.name}">Compare</a>' in index
