@@ -268,11 +268,7 @@ def shape_legend(precisions: Iterable[str]) -> list[tuple[str, str, str]]:
 
 
 def _estimate_legend(any_estimate: bool) -> list[tuple[str, str, str]]:
-    return (
-        [("hollow: estimated energy, not ranked", ESTIMATE_COLOUR, "hollow")]
-        if any_estimate
-        else []
-    )
+    return [("hollow: estimate", ESTIMATE_COLOUR, "hollow")] if any_estimate else []
 
 
 def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
