@@ -53,6 +53,7 @@ def run_suite(
     from lembench.runtimes import select_runtime
 
     store = ResultStore(results_dir)
+    store.ensure_gitignore()  # before provenance reads `git status`: results are not source
     done = store.completed(suite.name) if resume else frozenset()
     launches = plan(suite, done)
     cycles = suite.settings["cycles"]
