@@ -83,7 +83,7 @@ def results() -> None:
 @click.option("--suite", help="Only runs of this suite.")
 def results_list(results_dir: Path, suite: str | None) -> None:
     """List stored runs."""
-    from lembench.display import runs_table
+    from lembench.display import TABLE_WIDTH, runs_table
     from lembench.results.aggregate import runs_frame
     from lembench.store import ResultStore
 
@@ -91,7 +91,7 @@ def results_list(results_dir: Path, suite: str | None) -> None:
     if frame.is_empty():
         out.print(f"no runs stored under {results_dir}" + (f" for suite {suite}" if suite else ""))
         return
-    out.print(runs_table(frame))
+    out.print(runs_table(frame), width=min(out.width, TABLE_WIDTH))
 
 
 @results.command("show")

@@ -46,7 +46,7 @@ def run_suite(
     they were stored. Failed experiments are stored with their reason and do not stop the suite;
     the caller decides the exit code from ``outcome.failed``.
     """
-    from lembench.display import Progress, summary_table
+    from lembench.display import TABLE_WIDTH, Progress, summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
     from lembench.results.aggregate import runs_frame, summarise
@@ -88,7 +88,10 @@ def run_suite(
     outcome.stored = [
         r for r in store.iter_runs(suite.name) if r.result["invocation_id"] == outcome.invocation_id
     ]
-    out.print(summary_table(summarise(runs_frame(outcome.stored)), title=f"{suite.name}: this run"))
+    out.print(
+        summary_table(summarise(runs_frame(outcome.stored)), title=f"{suite.name}: this run"),
+        width=min(out.width, TABLE_WIDTH),
+    )
     if any(r.result.get("energy", {}).get("is_estimate") for r in outcome.stored):
         out.print(
             "[yellow]Energy marked 'estimate' is modelled (no hardware meter), "

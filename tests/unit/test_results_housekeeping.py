@@ -65,3 +65,25 @@ def test_results_folder_is_ignored_by_git(tmp_path: Path) -> None:
     (tmp_path / "results" / ".gitignore").write_text("mine\n")
     store.ensure_gitignore()
     assert (tmp_path / "results" / ".gitignore").read_text() == "mine\n"  # a user's own stays
+
+
+def test_terminal_tables_fit_100_columns_sorted_by_swept_keys(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from lembench.display import summary_table
+    from lembench.report.synthetic import demo
+    from lembench.results.aggregate import runs_frame, summarise
+
+    demo(tmp_path)
+    res = CliRunner().invoke(cli, ["results", "list", "--results-dir", str(tmp_path)])
+    assert res.exit_code == 0 and max(len(line) for line in res.output.splitlines()) <= 100
+    assert "20261121T120000Z-" in res.output  # run ids whole, never cut
+    console = Console(width=200, record=True)
+    summary = summarise(runs_frame(ResultStore(tmp_path).iter_runs()))
+    console.print(summary_table(summary, "t"), width=100)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "95% confidence interval" in text
+    # llamacpp runs only the demo-8b model: its rows in batch order, not by experiment hash.
+    batches = [int(line.split("│")[4]) for line in text.splitlines() if "llamacpp" in line]
+    assert batches == sorted(batches) and len(batches) == 4
