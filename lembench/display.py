@@ -28,13 +28,6 @@ def fmt_ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
-def fmt_mean_std(mean: float | None, std: float | None, spec: str = ".3g") -> str:
-    """``mean ±std`` (std only when there are two or more runs)."""
-    if mean is None:
-        return "-"
-    return fmt(mean, spec) + (f" ±{std:{spec}}" if std is not None else "")
-
-
 def method_label(method: str | None, is_estimate: bool | None) -> str:
     """Energy method for a table; estimates are marked so they are never read as measurements."""
     if not method:
