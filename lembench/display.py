@@ -35,6 +35,18 @@ def method_label(method: str | None, is_estimate: bool | None) -> str:
     return f"{escape(method)} ({ESTIMATE})" if is_estimate else escape(method)
 
 
+DUMMY = "[yellow](dummy weights)[/yellow]"
+
+
+def model_cell(model: str, dummy: bool) -> str:
+    """A model's table cell; random (dummy) weights are said, never shown as the real model."""
+    return escape(model) + (f" {DUMMY}" if dummy else "")
+
+
+def _is_dummy(variant: str | None) -> bool:
+    return "dummy weights" in (variant or "")
+
+
 def grid_table(suite: Suite) -> Table:
     """The expanded grid of a suite (``lembench validate``)."""
     groups = group_experiments(suite)
@@ -59,7 +71,7 @@ def grid_table(suite: Suite) -> Table:
             e.experiment_id,
             group_of[e.experiment_id],
             c["backend"],
-            escape(model_label(c["model"])),
+            model_cell(model_label(c["model"]), c.get("weights") == "dummy"),
             c["precision"],
             c["device"],
             str(c["batch_size"]),
@@ -138,7 +150,7 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
         )
         table.add_row(
             short.get(row["experiment_id"], row["experiment_id"]),
-            escape(row["model"]),
+            model_cell(row["model"], _is_dummy(row.get("variant"))),
             f"{escape(row['backend'])} {escape(row['precision'])}",
             str(row["batch_size"]),
             short_workload(row["workload"]),
@@ -184,7 +196,7 @@ def runs_table(frame: pl.DataFrame) -> Table:
             r["run_id"],
             *([escape(r["suite"])] if many else []),
             short.get(r["experiment_id"], r["experiment_id"]),
-            escape(r["model"]),
+            model_cell(r["model"], _is_dummy(r.get("variant"))),
             str(r["batch_size"]),
             energy,
             short_method(r["energy_method"], r["energy_is_estimate"]),

@@ -87,3 +87,11 @@ def test_terminal_tables_fit_100_columns_sorted_by_swept_keys(tmp_path: Path) ->
     # llamacpp runs only the demo-8b model: its rows in batch order, not by experiment hash.
     batches = [int(line.split("│")[4]) for line in text.splitlines() if "llamacpp" in line]
     assert batches == sorted(batches) and len(batches) == 4
+
+
+def test_dummy_weights_are_said_in_results_list(tmp_path: Path) -> None:
+    cfg = {**config("synthetic/m", "pytorch", "fp32", 1), "weights": "dummy"}
+    doc, _ = result(cfg, timeline=False)
+    write_run(tmp_path, doc)
+    res = CliRunner().invoke(cli, ["results", "list", "--results-dir", str(tmp_path)])
+    assert "(dummy" in res.output and "weights)" in res.output  # folded in a narrow cell
