@@ -294,8 +294,8 @@ def render(
     if len(suites) > 1:
         filters.append({"key": "suite", "label": "Suite", "values": suites})
     groups = summarise_groups(rows)
-    points = pareto_points(rows)
-    pareto = charts.pareto_chart(points) if len(rows) <= INLINE_CHART_MAX else None
+    paretos = group_paretos(rows, groups)  # like with like: one front per hardware x task
+    inline = len(rows) <= INLINE_CHART_MAX
     columns = visible_columns(COLUMNS, rows)  # pass@1 columns only when something was scored
     accuracy = accuracy_charts(rows)  # None unless an experiment has pass@1
     index = env.get_template("index.html.j2")
@@ -323,8 +323,8 @@ def render(
             about=about or "",
             fmt=sig,
             totals=totals,
-            pareto=pareto if i == 0 else None,
-            accuracy=accuracy[0] if accuracy and i == 0 and pareto is not None else None,
+            paretos=paretos if i == 0 and inline else None,
+            accuracy=accuracy[0] if accuracy and i == 0 and inline else None,
         )
         _write(site / name, html, files, site)
 
@@ -335,7 +335,8 @@ def render(
             **common,
             root="",
             page_title="Charts",
-            pareto=charts.pareto_chart(points),
+            paretos=paretos,
+            n_groups=len(groups),
             accuracy=accuracy,
             panels=panels,
             panels_left_out=left_out,
@@ -365,6 +366,25 @@ def render(
     if reproductions:  # after experiment_pages: it links to their pages
         files += render_page(env, site, reproductions, collected, common)
     return rows, files, len(chunks)
+
+
+#: Groups drawn as their own Pareto chart (largest first); the rest are in the downloads.
+PARETO_GROUPS_MAX = 24
+
+
+def group_paretos(rows: list[Row], groups: list[Any]) -> list[dict[str, Any]]:
+    """One energy-vs-throughput chart per group (hardware x task): a front across different
+    hardware or tasks would compare unlike things. Groups without a point are left out."""
+    by_group: dict[str, list[Row]] = {}
+    for row in rows:
+        by_group.setdefault(row.group, []).append(row)
+    out = []
+    for i, g in enumerate(groups[:PARETO_GROUPS_MAX]):
+        points = pareto_points(by_group.get(g.key, []))
+        if points:
+            svg = charts.pareto_chart(points, f"pareto-{i}", f"{g.key}: J/token vs throughput")
+            out.append({"key": g.key, "svg": svg, "n": len(points)})
+    return out
 
 
 def render_experiments(rows: list[Row], site: Path, common: dict[str, Any]) -> list[str]:

@@ -271,7 +271,11 @@ def _estimate_legend(any_estimate: bool) -> list[tuple[str, str, str]]:
     return [("hollow: estimate", ESTIMATE_COLOUR, "hollow")] if any_estimate else []
 
 
-def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
+def pareto_chart(
+    points: Sequence[Point],
+    chart_id: str = "pareto",
+    title: str = "Energy per output token vs throughput",
+) -> Markup:
     """Energy per output token vs throughput, one mark per experiment (colour: backend, shape:
     precision), with the Pareto front of the measured ones. Estimates are drawn hollow and take
     no part in the front. The axes are scaled on the points; a whisker that leaves the plot is
@@ -323,7 +327,7 @@ def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
         f"{len(pts)} experiments; {len(front)} on the Pareto front of measured energy vs "
         "throughput (lower energy per token and higher throughput are better)."
     )
-    return _svg(chart_id, "Energy per output token vs throughput", desc, body)
+    return _svg(chart_id, title, desc, body)
 
 
 def batch_chart(

@@ -68,16 +68,19 @@ def test_column_chooser_and_search(page, showcase) -> None:
 def test_every_whisker_is_drawn_inside_its_chart(page, showcase) -> None:
     p, watch = page
     p.goto(showcase.url("charts.html"))
-    for chart in ("svg#pareto", "svg[id^=batch-]"):
+    drawn = 0
+    for chart in ("svg[id^=pareto-]", "svg[id^=batch-]"):
         svgs = p.locator(chart)
         for i in range(svgs.count()):
             svg = svgs.nth(i)
             with_ci = svg.locator("a title", has_text="95% CI").count()
-            assert svg.locator("line.ci").count() == with_ci > 0
+            assert svg.locator("line.ci").count() == with_ci  # every interval has its whisker
+            drawn += with_ci
             box = svg.bounding_box()
             for j in range(svg.locator("line.ci").count()):
                 b = svg.locator("line.ci").nth(j).bounding_box()
                 assert b and box["y"] <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"]
+    assert drawn > 10
     watch.check()
 
 
@@ -131,4 +134,19 @@ def test_readme_screenshots_from_real_results(page, measured) -> None:
     p.get_by_role("link", name="Compare").first.click()
     assert "no significant difference" in p.locator("main").inner_text()  # wide intervals
     p.screenshot(path=str(IMG / "compare.png"), full_page=False)
+    watch.check()
+
+
+def test_the_index_shows_the_selected_groups_pareto_chart_only(page, showcase) -> None:
+    p, watch = page
+    p.goto(showcase.url())
+    group = p.locator("select[name=group]").input_value()
+    shown = p.locator("figure.group-chart:visible")
+    assert shown.count() == 1 and shown.first.get_attribute("data-group") == group
+    p.select_option("select[name=group]", "")
+    assert (
+        p.locator("figure.group-chart:visible").count()
+        == p.locator("figure.group-chart").count()
+        > 1
+    )
     watch.check()

@@ -139,3 +139,14 @@ def test_estimated_energy_without_timeline_draws_its_estimated_power() -> None:
     assert 'class="estimated-power"' in svg and "estimate_codecarbon gives no power timeline" in svg
     measured = str(timeline_chart([], [(0.0, 0.1, 1.0)], 1.0, 5.0))
     assert "estimated-power" not in measured and "gives no power timeline" in measured
+
+
+def test_one_pareto_chart_per_group(tmp_path: Path) -> None:
+    two_groups(tmp_path / "r")
+    build_site(tmp_path / "r", tmp_path / "site")
+    for page in ("index.html", "charts.html"):
+        html = (tmp_path / "site" / page).read_text("utf-8")
+        assert html.count('<figure class="group-chart"') == 2
+        # The L4 experiment is drawn only in the L4 group's chart, never on the H100 front.
+        h100 = html.split('id="pareto-0"')[1].split("</svg>")[0]
+        assert "NVIDIA L4" not in h100

@@ -56,6 +56,7 @@
     var group = form.querySelector("select[data-filter=group]");
     var rows = document.querySelectorAll("table.leaderboard tbody tr");
     var summaries = document.querySelectorAll("table.group-summary tbody tr");
+    var figures = document.querySelectorAll("figure.group-chart");
     var status = document.getElementById("filter-status");
     var texts = Array.prototype.map.call(rows, function (row) { return row.textContent.toLowerCase(); });
     function apply() {
@@ -73,6 +74,9 @@
       var picked = group ? group.value : "";
       Array.prototype.forEach.call(summaries, function (tr) {
         tr.classList.toggle("picked", picked !== "" && tr.getAttribute("data-group") === picked);
+      });
+      Array.prototype.forEach.call(figures, function (f) {
+        f.hidden = picked !== "" && f.getAttribute("data-group") !== picked;
       });
       document.body.classList.toggle("all-rows", picked === "");
       applyColumns();
