@@ -101,7 +101,7 @@ def results_list(results_dir: Path, suite: str | None) -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print one JSON document: a run id's result, or an array of an experiment's results.",
+    help="Print one JSON document: a run's result, or an array of an experiment's results.",
 )
 @click.option(
     "--allow-mixed",
@@ -122,7 +122,9 @@ def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool
     if not runs:
         raise UserError(f"no stored run or experiment matches {ident!r} under {results_dir}")
     if as_json:  # one document, whatever matched: a parser reads it in one go
-        doc = runs[0].result if runs[0].run_id == ident else [run.result for run in runs]
+        # Older stores share a run id across a launch's experiments: then an array too.
+        single = len(runs) == 1 and runs[0].run_id == ident
+        doc = runs[0].result if single else [run.result for run in runs]
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     if runs[0].run_id != ident:  # an experiment id (prefix), not one run
