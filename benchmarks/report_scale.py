@@ -8,7 +8,9 @@ Writes N SYNTHETIC raw runs (lembench.report.synthetic: suite ``synthetic-scale`
   <= 10 s on 2 cores);
 - collect: the report's single pass (aggregate + per-run data for the experiment pages);
 - render: build_site from the collected data (every page, chart and download; goal: a 10k-row
-  site <= 10 s), with the size of the index page.
+  site <= 10 s), with the size of the index page;
+- open: the index page loaded in headless Chromium (Debian's, through Playwright) until its
+  script has run (goal: under 1 s); '-' where chromium or playwright is missing.
 
     .venv/bin/python benchmarks/report_scale.py [--sizes 1000 10000 100000] [--cycles 1]
         [--render-max 10000] [--keep]
@@ -86,6 +88,31 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+CHROMIUM = Path(os.environ.get("LEMBENCH_CHROMIUM", "/usr/bin/chromium"))
+
+
+def open_in_chromium(index: Path) -> float | None:
+    """Seconds from navigation to the leaderboard script having run (its filters shown) in
+    headless Chromium; None without chromium or playwright. The browser starts beforehand."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not CHROMIUM.is_file():
+        return None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"]
+        )
+        page = browser.new_page()
+        start = time.perf_counter()
+        page.goto(index.as_uri(), wait_until="load")
+        page.wait_for_selector("#filters:not([hidden])")
+        seconds = time.perf_counter() - start
+        browser.close()
+    return seconds
+
+
 def measure(base: Path, n: int, cycles: int, render_max: int) -> str:
     """Generate ``n`` runs under ``base`` and time reading, aggregating and rendering them."""
     rows = max(1, n // cycles)
@@ -107,9 +134,13 @@ def measure(base: Path, n: int, cycles: int, render_max: int) -> str:
         cpu = cpu_seconds() - cpu
         index_kib = (site.out / "index.html").stat().st_size / 1024
         size = sum(p.stat().st_size for p in site.out.rglob("*") if p.is_file())
-        render_cols = f"{t_render:7.2f}s {cpu:6.1f}s {index_kib:10.0f} {size / 2**20:9.1f}"
+        t_open = open_in_chromium(site.out / "index.html")
+        opened = "-" if t_open is None else f"{t_open:.2f}s"
+        render_cols = (
+            f"{t_render:7.2f}s {cpu:6.1f}s {index_kib:10.0f} {size / 2**20:9.1f} {opened:>6}"
+        )
     else:
-        render_cols = f"{'skipped':>8} {'-':>7} {'-':>10} {'-':>9}"
+        render_cols = f"{'skipped':>8} {'-':>7} {'-':>10} {'-':>9} {'-':>6}"
     return (
         f"{n:7d} {rows:7d} {kib:8.1f} {t_parse:6.2f}s {t_agg:9.2f}s "
         f"{t_collect:7.2f}s {render_cols} {os.getloadavg()[0]:5.1f}"
@@ -128,7 +159,8 @@ def main() -> int:
     print("wall-clock seconds; cpu: render CPU incl. page workers; load: 1-min load average")
     print(
         f"{'runs':>7} {'rows':>7} {'KiB/run':>8} {'parse':>7} {'aggregate':>10} "
-        f"{'collect':>8} {'render':>8} {'cpu':>7} {'index KiB':>10} {'site MiB':>9} {'load':>5}"
+        f"{'collect':>8} {'render':>8} {'cpu':>7} {'index KiB':>10} {'site MiB':>9} {'open':>6} "
+        f"{'load':>5}"
     )
     for n in args.sizes:
         base = Path(tempfile.mkdtemp(prefix=f"lembench-report-scale-synthetic-{n}-"))

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from lembench import __version__
 from lembench.advice.commands import advise_command, audit_command, estimate_command
+from lembench.compare_cmd import compare_command
 from lembench.doctor import doctor_command
 from lembench.errors import UserError
 from lembench.images import images_group
@@ -85,7 +86,7 @@ def results() -> None:
 @click.option("--suite", help="Only runs of this suite.")
 def results_list(results_dir: Path, suite: str | None) -> None:
     """List stored runs."""
-    from lembench.display import runs_table
+    from lembench.display import TABLE_WIDTH, runs_table
     from lembench.results.aggregate import runs_frame
     from lembench.store import ResultStore
 
@@ -100,7 +101,7 @@ def results_list(results_dir: Path, suite: str | None) -> None:
             soft_wrap=True,
         )
         return
-    out.print(runs_table(frame))
+    out.print(runs_table(frame), width=min(out.width, TABLE_WIDTH))
     out.print(f"{frame.height} runs" + (f"; {note}" if note else ""), soft_wrap=True)
 
 
@@ -125,7 +126,12 @@ def results_check(results_dir: Path, suite: str | None) -> None:
 @results.command("show")
 @click.argument("ident", metavar="ID")
 @results_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the raw result JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document: a run's result, or an array of an experiment's results.",
+)
 @click.option(
     "--allow-mixed",
     is_flag=True,
@@ -150,9 +156,11 @@ def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool
         err.print(note, soft_wrap=True)
     if not runs:
         raise UserError(f"no stored run or experiment matches {ident!r} under {results_dir}")
-    if as_json:
-        for run in runs:
-            click.echo(json.dumps(run.result, indent=2, ensure_ascii=False))
+    if as_json:  # one document, whatever matched: a parser reads it in one go
+        # Older stores share a run id across a launch's experiments: then an array too.
+        single = len(runs) == 1 and runs[0].run_id == ident
+        doc = runs[0].result if single else [run.result for run in runs]
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     if runs[0].run_id != ident:  # an experiment id (prefix), not one run
         # Refuses (one line, exit 2) to merge runs from different environments unless asked.
@@ -169,6 +177,40 @@ def results_show(ident: str, results_dir: Path, as_json: bool, allow_mixed: bool
         show_run(out, run)
 
 
+@results.command("rm")
+@click.argument("idents", metavar="ID...", nargs=-1, required=True)
+@results_dir_option
+def results_rm(idents: tuple[str, ...], results_dir: Path) -> None:
+    """Move stored runs (run ids, or every run of an experiment id or prefix) to the store's
+    .trash folder. Nothing is deleted: move a run back to restore it."""
+    from lembench.store import ResultStore
+
+    store = ResultStore(results_dir)
+    matched = []
+    for ident in idents:
+        runs = store.find(ident)
+        if not runs:
+            raise UserError(f"no stored run or experiment matches {ident!r} under {results_dir}")
+        matched += runs
+    moved = {run.path: store.trash(run) for run in {r.path: r for r in matched}.values()}
+    out.print(f"{len(moved)} run{'s' * (len(moved) != 1)} moved to {store.root / '.trash'}")
+
+
+@results.command("prune")
+@results_dir_option
+@click.option("--suite", help="Only runs of this suite.")
+@click.option("--failed", is_flag=True, required=True, help="Move every failed run (required).")
+def results_prune(results_dir: Path, suite: str | None, failed: bool) -> None:
+    """Move failed runs to the store's .trash folder (never deleted)."""
+    from lembench.store import ResultStore
+
+    store = ResultStore(results_dir)
+    runs = [r for r in store.iter_runs(suite) if failed and r.result.get("status") != "ok"]
+    for run in runs:
+        store.trash(run)
+    out.print(f"{len(runs)} failed run{'s' * (len(runs) != 1)} moved to {store.root / '.trash'}")
+
+
 # Commands that live in their own modules (containers, report); their modules import heavy
 # libraries only when a command runs.
 cli.add_command(images_group)
@@ -178,6 +220,7 @@ cli.add_command(reproduce_command)
 cli.add_command(advise_command)
 cli.add_command(estimate_command)
 cli.add_command(audit_command)
+cli.add_command(compare_command)
 results.add_command(export_command)
 
 

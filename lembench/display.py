@@ -28,13 +28,6 @@ def fmt_ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
-def fmt_mean_std(mean: float | None, std: float | None, spec: str = ".3g") -> str:
-    """``mean ±std`` (std only when there are two or more runs)."""
-    if mean is None:
-        return "-"
-    return fmt(mean, spec) + (f" ±{std:{spec}}" if std is not None else "")
-
-
 def method_label(method: str | None, is_estimate: bool | None) -> str:
     """Energy method for a table; estimates are marked so they are never read as measurements."""
     if not method:
@@ -62,6 +55,18 @@ def convergence_label(row: dict[str, Any]) -> str:
     return text if state == "converged" else f"[yellow]{escape(text)}[/yellow]"
 
 
+DUMMY = "[yellow](dummy weights)[/yellow]"
+
+
+def model_cell(model: str, dummy: bool) -> str:
+    """A model's table cell; random (dummy) weights are said, never shown as the real model."""
+    return escape(model) + (f" {DUMMY}" if dummy else "")
+
+
+def _is_dummy(variant: str | None) -> bool:
+    return "dummy weights" in (variant or "")
+
+
 def grid_table(suite: Suite) -> Table:
     """The expanded grid of a suite (``lembench validate``)."""
     groups = group_experiments(suite)
@@ -86,7 +91,7 @@ def grid_table(suite: Suite) -> Table:
             e.experiment_id,
             group_of[e.experiment_id],
             c["backend"],
-            escape(model_label(c["model"])),
+            model_cell(model_label(c["model"]), c.get("weights") == "dummy"),
             c["precision"],
             c["device"],
             str(c["batch_size"]),
@@ -96,96 +101,130 @@ def grid_table(suite: Suite) -> Table:
     return table
 
 
+#: Terminal tables are laid out for this many columns (cells fold, ids never do).
+TABLE_WIDTH = 100
+#: What "±" means in every terminal table, said in its caption.
+PLUS_MINUS = "± = half-width of the 95% confidence interval over cycles"
+#: Swept keys rows are sorted by (not the experiment hash).
+SORT_KEYS = ("model", "backend", "precision", "variant", "batch_size", "workload")
+
+
+def fmt_ci(row: dict[str, Any], metric: str, spec: str = ".3g") -> str:
+    """``mean ± half-width`` of the 95% CI of ``metric`` in a summary row (no ± with one run)."""
+    mean = row.get(f"{metric}_mean")
+    if mean is None:
+        return "-"
+    half = ci_half_width(row, metric)
+    return fmt(mean, spec) + (f" ± {half:.2g}" if half is not None else "")
+
+
+def sort_swept(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows in the order of the swept keys (model, backend, precision, workload, batch)."""
+    keys = [k for k in SORT_KEYS if k in frame.columns]
+    return frame.sort(keys, nulls_last=True, maintain_order=True) if keys else frame
+
+
+def short_method(method: str | None, is_estimate: bool | None) -> str:
+    """A narrow energy-method cell: ``nvml_counter``, ``codecarbon est.`` (estimates marked)."""
+    if not method:
+        return "-"
+    name = escape(method.removeprefix("estimate_"))
+    return f"{name} [yellow]est.[/yellow]" if is_estimate else name
+
+
+def short_workload(label: str | None) -> str:
+    """``256->128 x8`` for ``synthetic 256->128 x8`` (other kinds keep their name)."""
+    return escape((label or "-").removeprefix("synthetic "))
+
+
 def summary_table(summary: pl.DataFrame, title: str) -> Table:
-    """One row per experiment with mean ±std over cycles."""
-    table = Table(title=title)
+    """One row per experiment with mean ± the 95% CI half-width over cycles, sorted by the swept
+    keys, laid out for 100 columns; experiment ids shortened to the shortest unique prefix
+    (``results show`` takes it). TTFT and FLOPs are in ``results show`` and the report."""
+    from lembench.advice.data import short_ids
+
+    summary = sort_swept(summary)
+    short = short_ids(summary["experiment_id"].to_list()) if summary.height else {}
+    table = Table(title=title, caption=PLUS_MINUS + "; ITL: median inter-token latency")
     # HumanEval experiments are scored: their pass@1 and J per solved task get columns.
     scored = "pass_at_1_n" in summary.columns and bool(summary["pass_at_1_n"].sum())
-    quality_cols = (("pass@1", "right"), ("J/solved task", "right")) if scored else ()
-    for col, justify in (
-        ("experiment", "left"),
-        ("model", "left"),
-        ("prec", "left"),
-        ("batch", "right"),
-        ("workload", "left"),
-        ("J/out tok", "right"),
-        ("energy method", "left"),
-        ("tok/s", "right"),
-        ("TTFT p50 ms", "right"),
-        ("ITL p50 ms", "right"),
-        ("FLOPs/tok", "right"),
-        *quality_cols,
-        ("runs", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table.add_column("exp.", no_wrap=True)
+    table.add_column("model", overflow="fold", min_width=8, ratio=3)
+    table.add_column("backend prec", overflow="fold", min_width=8, ratio=2)
+    table.add_column("batch", justify="right", no_wrap=True)
+    table.add_column("workload", overflow="fold", min_width=6, ratio=2)
+    table.add_column("J/out tok ±", justify="right", overflow="fold", min_width=7, ratio=2)
+    table.add_column("tok/s ±", justify="right", overflow="fold", min_width=7, ratio=2)
+    table.add_column("ITL ms", justify="right", no_wrap=True)
+    if scored:
+        table.add_column("pass@1 ±", justify="right", overflow="fold")
+        table.add_column("J/solved ±", justify="right", overflow="fold")
+    table.add_column("energy", overflow="fold", min_width=6, ratio=2)
+    table.add_column("runs", justify="right", overflow="fold")
     for row in summary.iter_rows(named=True):
         runs = f"{row['n_ok']}"
         if row["n_failed"]:
             runs += f" [red]+{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
         if row.get("convergence"):
             runs += f" ({convergence_label(row)})"
-        ttft = row["ttft_p50_s_mean"]
-        itl = row["itl_p50_s_mean"]
-        flops = fmt(row["flops_per_output_token"], ".3g")
-        if row["flops_method"]:
-            flops += f" ({escape(row['flops_method'])})"
         quality = (
-            (
-                fmt_mean_std(row["pass_at_1_mean"], row["pass_at_1_std"], ".3f"),
-                fmt_mean_std(row["j_per_solved_task_mean"], row["j_per_solved_task_std"]),
-            )
-            if scored
-            else ()
+            (fmt_ci(row, "pass_at_1", ".3f"), fmt_ci(row, "j_per_solved_task")) if scored else ()
         )
         table.add_row(
-            row["experiment_id"],
-            escape(row["model"]),
-            row["precision"],
+            short.get(row["experiment_id"], row["experiment_id"]),
+            model_cell(row["model"], _is_dummy(row.get("variant"))),
+            f"{escape(row['backend'])} {escape(row['precision'])}",
             str(row["batch_size"]),
-            escape(row["workload"]),
-            fmt_mean_std(row["j_per_output_token_mean"], row["j_per_output_token_std"]),
-            method_label(row["energy_method"], row["energy_is_estimate"])
-            + (f"; {system}" if (system := system_label(row)) else ""),
-            fmt_mean_std(row["throughput_out_tok_s_mean"], row["throughput_out_tok_s_std"], ".1f"),
-            fmt_ms(ttft),
-            fmt_ms(itl),
-            flops,
+            short_workload(row["workload"]),
+            fmt_ci(row, "j_per_output_token"),
+            fmt_ci(row, "throughput_out_tok_s", ".3g"),
+            fmt_ms(row["itl_p50_s_mean"]),
             *quality,
+            short_method(row["energy_method"], row["energy_is_estimate"])
+            + (f"; {system}" if (system := system_label(row)) else ""),
             runs,
         )
     return table
 
 
 def runs_table(frame: pl.DataFrame) -> Table:
-    """One row per stored run (``lembench results list``)."""
-    table = Table(title=f"{frame.height} stored runs")
-    for col in (
-        "run id",
-        "suite",
-        "experiment",
-        "cycle",
-        "status",
-        "model",
-        "batch",
-        "J/out tok",
-        "energy method",
-        "tok/s",
-    ):
-        table.add_column(col)
+    """One row per stored run (``lembench results list``), sorted by suite, the swept keys and
+    cycle; run ids in full (never cut: they are what ``results show`` takes)."""
+    from lembench.advice.data import short_ids
+
+    keys = [k for k in ("suite", *SORT_KEYS, "cycle") if k in frame.columns]
+    frame = frame.sort(keys, nulls_last=True, maintain_order=True) if keys else frame
+    short = short_ids(frame["experiment_id"].to_list()) if frame.height else {}
+    suites = frame["suite"].unique().to_list() if frame.height else []
+    many = len(suites) > 1
+    title = f"{frame.height} stored runs" + ("" if many else f" of suite {escape(suites[0])}")
+    table = Table(title=title if frame.height else "no stored runs")
+    table.add_column("run id", no_wrap=True)
+    if many:
+        table.add_column("suite", overflow="fold", min_width=8, ratio=2)
+    table.add_column("exp.", no_wrap=True)  # the shortest unique id prefix
+    # No cycle column: a run id ends in its cycle (``-c2``).
+    table.add_column("model", overflow="fold", min_width=8, ratio=3)
+    table.add_column("batch", justify="right", no_wrap=True)
+    table.add_column("J/out tok", justify="right", overflow="fold", min_width=6, ratio=2)
+    table.add_column("energy", overflow="fold", min_width=6, ratio=2)
+    table.add_column("tok/s", justify="right", no_wrap=True)
     for r in frame.iter_rows(named=True):
-        status = "[green]ok[/green]" if r["status"] == "ok" else f"[red]failed: {r['error']}[/red]"
+        # A failed run shows its reason where its energy would be.
+        ok = r["status"] == "ok"
+        energy = (
+            fmt(r["j_per_output_token"]) if ok else f"[red]failed: {escape(str(r['error']))}[/red]"
+        )
         table.add_row(
             r["run_id"],
-            escape(r["suite"]),
-            r["experiment_id"],
-            str(r["cycle"]),
-            status,
-            escape(r["model"]),
+            *([escape(r["suite"])] if many else []),
+            short.get(r["experiment_id"], r["experiment_id"]),
+            model_cell(r["model"], _is_dummy(r.get("variant"))),
             str(r["batch_size"]),
-            fmt(r["j_per_output_token"]),
-            method_label(r["energy_method"], r["energy_is_estimate"])
+            energy,
+            short_method(r["energy_method"], r["energy_is_estimate"])
             + (f"; {system}" if (system := system_label(r, "j_per_output_token_system")) else ""),
-            fmt(r["throughput_out_tok_s"], ".1f"),
+            fmt(r["throughput_out_tok_s"], ".3g"),
         )
     return table
 

@@ -103,7 +103,9 @@ def build_request(
         "experiments": [
             {
                 "experiment_id": e.experiment_id,
-                "run_id": f"{invocation_id}-c{launch.cycle}",
+                # One id per experiment run (experiments of one launch share invocation and
+                # cycle): `results show RUN_ID` names exactly one result.
+                "run_id": f"{invocation_id}-{e.experiment_id[:6]}-c{launch.cycle}",
                 "config": e.config,
             }
             for e in launch.experiments

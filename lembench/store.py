@@ -28,6 +28,12 @@ TIMELINE_FILE = "timeline.jsonl"
 WORK_DIR = ".work"
 #: Masks what needs no configured secret to recognise: credentials inside URLs.
 _PUBLIC = Redactor()
+TRASH_DIR = ".trash"
+#: Written into a new results folder: results are data, not source. Without it every run after the
+#: first recorded ``git_dirty: true`` (the previous runs were untracked files in the work tree).
+GITIGNORE = (
+    "# Written by lembench: results are data, not source (remove this file to track them).\n*\n"
+)
 
 
 class StoreError(RuntimeError):
@@ -137,6 +143,27 @@ class ResultStore:
             shutil.rmtree(stage, ignore_errors=True)
             raise
         return final
+
+    def ensure_gitignore(self) -> None:
+        """Create the folder with a ``.gitignore`` ignoring everything in it, unless it already
+        has one (a user's own is left alone)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".gitignore"
+        if not path.exists():
+            path.write_text(GITIGNORE, "utf-8")
+
+    def trash(self, run: StoredRun) -> Path:
+        """Move a stored run into ``<root>/.trash/<suite>/<experiment>/<run>`` (never deleted; the
+        store skips dot folders, so it leaves every listing and report). Returns its new path."""
+        rel = run.path.resolve().relative_to(self.root)
+        target = self.root / TRASH_DIR / rel
+        n = 1
+        while target.exists():  # the same run trashed before and stored again
+            n += 1
+            target = self.root / TRASH_DIR / rel.parent / f"{rel.name}.{n}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(run.path, target)
+        return target
 
     def iter_runs(self, suite: str | None = None) -> Iterator[StoredRun]:
         """Stored runs (of one suite, or all), in path order, upgraded to the current result

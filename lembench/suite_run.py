@@ -59,6 +59,7 @@ def run_suite(
     store = ResultStore(results_dir)
     folder = store.root / suite.name
     prepare_folder(folder)  # writable, with room: else one line, exit 2, nothing started
+    store.ensure_gitignore()  # before provenance reads `git status`: results are not source
     # One run at a time per suite folder, from before `--resume` reads what is stored to the end.
     with suite_lock(folder):
         recovery = recover(store, suite.name)
@@ -75,7 +76,7 @@ def _run_locked(
     resume: bool,
     runtime_name: str | None,
 ) -> SuiteRunOutcome:
-    from lembench.display import summary_table
+    from lembench.display import TABLE_WIDTH, summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan
     from lembench.progress import Progress
@@ -130,7 +131,10 @@ def _run_locked(
     outcome.stored = [
         r for r in store.iter_runs(suite.name) if r.result["invocation_id"] == outcome.invocation_id
     ]
-    out.print(summary_table(summarise(runs_frame(outcome.stored)), title=f"{suite.name}: this run"))
+    out.print(
+        summary_table(summarise(runs_frame(outcome.stored)), title=f"{suite.name}: this run"),
+        width=min(out.width, TABLE_WIDTH),
+    )
     if tracker is not None:
         outcome.convergence = tracker.states()
         for line in tracker.report_lines():

@@ -24,12 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from lembench import __version__
 from lembench.errors import UserError
 from lembench.report import charts
+from lembench.report.compare_page import compare_links, compare_pages
 from lembench.report.data import Collected, collect
 from lembench.report.export import export
+from lembench.report.fmt import sig, stat_html
+from lembench.report.groups import summarise_groups
 from lembench.report.methodology import (
     AGGREGATION,
     WARNING_CODES,
@@ -42,11 +46,13 @@ from lembench.report.pages import (
     experiment_context,
     pareto_points,
     row_html,
+    tradeoff_panels,
 )
 from lembench.report.paths import publish_experiments
 from lembench.report.quality import accuracy_charts, visible_columns
 from lembench.report.reproductions import records_for_site, render_page
 from lembench.report.table import COLUMNS, FILTERS, SECTIONS, Row, build_rows, table_frame
+from lembench.results.compare import compare
 
 MANIFEST = ".lembench-site.json"
 GENERATOR = "lembench report"
@@ -55,6 +61,7 @@ STATIC_FILES = ("style.css", "leaderboard.js")
 #: Above this many rows the index links to the charts page instead of embedding the chart.
 INLINE_CHART_MAX = 2000
 DEFAULT_PAGE_SIZE = 500
+DEFAULT_TITLE = "LLM inference energy leaderboard"
 #: From this many experiments on, their pages are rendered in parallel processes.
 PARALLEL_MIN = 2000
 
@@ -110,6 +117,9 @@ def build_site(
     page_size: int = DEFAULT_PAGE_SIZE,
     collected: Collected | None = None,
     workers: int | None = None,
+    title: str | None = None,
+    about: str | None = None,
+    comparisons: list[tuple[str, str]] | None = None,
 ) -> SiteSummary:
     """Aggregate the runs under ``results_dir`` and write the site to ``out`` (atomically).
 
@@ -117,7 +127,9 @@ def build_site(
     ``allow_mixed``) or an ``out`` that is a non-empty folder but not a lembench site (unless
     ``force``: then the site is written into it and any existing file it would replace is
     refused). ``collected``: data already read by ``collect`` (then results_dir is not read);
-    ``workers``: processes rendering experiment pages (default: one per CPU for large sites)."""
+    ``workers``: processes rendering experiment pages (default: one per CPU for large sites);
+    ``title`` and ``about``: the site's title and the text under it on the leaderboard;
+    ``comparisons``: pairs (A, B) for ``lembench compare``, each written as a page of the site."""
     started = time.perf_counter()
     out = Path(out)
     if collected is None:
@@ -128,7 +140,10 @@ def build_site(
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         records = records_for_site(Path(results_dir), suite)  # lembench reproduce records
-        rows, files, n_pages = render(collected, stage, max(1, page_size), workers, records)
+        compared = [(a, b, compare(Path(results_dir), a, b)) for a, b in comparisons or []]
+        rows, files, n_pages = render(
+            collected, stage, max(1, page_size), workers, records, title, about, compared
+        )
         manifest = {
             "generator": GENERATOR,
             "lembench_version": __version__,
@@ -243,6 +258,9 @@ def render(
     page_size: int,
     workers: int | None = None,
     reproductions: list[dict[str, Any]] | None = None,
+    title: str | None = None,
+    about: str | None = None,
+    compared: list[tuple[str, str, Any]] | None = None,
 ) -> tuple[list[Row], list[str], int]:
     """Write every page, the static files and the downloads into ``site``."""
     env = environment()
@@ -257,6 +275,8 @@ def render(
         "n_runs": collected.n_runs,
         "n_experiments": len(rows),
         "has_reproductions": bool(reproductions),  # the nav links the page only when it exists
+        "site_title": title or DEFAULT_TITLE,
+        "compare_links": compare_links(compared or []),
     }
 
     (site / "static").mkdir()
@@ -280,8 +300,12 @@ def render(
         {"key": c.key, "label": c.label, "values": sorted({str(getattr(r, c.key)) for r in rows})}
         for c in FILTERS
     ]
-    points = pareto_points(rows)
-    pareto = charts.pareto_chart(points) if len(rows) <= INLINE_CHART_MAX else None
+    suites = sorted({r.exp.suite for r in rows})
+    if len(suites) > 1:
+        filters.append({"key": "suite", "label": "Suite", "values": suites})
+    groups = summarise_groups(rows)
+    paretos = group_paretos(rows, groups)  # like with like: one front per hardware x task
+    inline = len(rows) <= INLINE_CHART_MAX
     columns = visible_columns(COLUMNS, rows)  # pass@1 columns only when something was scored
     accuracy = accuracy_charts(rows)  # None unless an experiment has pass@1
     index = env.get_template("index.html.j2")
@@ -305,9 +329,12 @@ def render(
             filters=filters,
             pages=names,
             page_index=i,
+            groups=groups,
+            about=about or "",
+            fmt=sig,
             totals=totals,
-            pareto=pareto if i == 0 else None,
-            accuracy=accuracy[0] if accuracy and i == 0 and pareto is not None else None,
+            paretos=paretos if i == 0 and inline else None,
+            accuracy=accuracy[0] if accuracy and i == 0 and inline else None,
         )
         _write(site / name, html, files, site)
 
@@ -318,10 +345,13 @@ def render(
             **common,
             root="",
             page_title="Charts",
-            pareto=charts.pareto_chart(points),
+            paretos=paretos,
+            n_groups=len(groups),
             accuracy=accuracy,
             panels=panels,
             panels_left_out=left_out,
+            tradeoffs=tradeoff_panels(rows),
+            stat_text=lambda st: Markup(stat_html(st)),
         ),
         files,
         site,
@@ -342,9 +372,29 @@ def render(
     )
     (site / "experiments").mkdir()
     files += experiment_pages(rows, site, common, workers)
+    files += compare_pages(env, site, compared or [], common, rows)
     if reproductions:  # after experiment_pages: it links to their pages
         files += render_page(env, site, reproductions, collected, common)
     return rows, files, len(chunks)
+
+
+#: Groups drawn as their own Pareto chart (largest first); the rest are in the downloads.
+PARETO_GROUPS_MAX = 24
+
+
+def group_paretos(rows: list[Row], groups: list[Any]) -> list[dict[str, Any]]:
+    """One energy-vs-throughput chart per group (hardware x task): a front across different
+    hardware or tasks would compare unlike things. Groups without a point are left out."""
+    by_group: dict[str, list[Row]] = {}
+    for row in rows:
+        by_group.setdefault(row.group, []).append(row)
+    out = []
+    for i, g in enumerate(groups[:PARETO_GROUPS_MAX]):
+        points = pareto_points(by_group.get(g.key, []))
+        if points:
+            svg = charts.pareto_chart(points, f"pareto-{i}", f"{g.key}: J/token vs throughput")
+            out.append({"key": g.key, "svg": svg, "n": len(points)})
+    return out
 
 
 def render_experiments(rows: list[Row], site: Path, common: dict[str, Any]) -> list[str]:

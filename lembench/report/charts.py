@@ -7,20 +7,27 @@ inline SVG in HTML does not need one, and the site must not name any other host.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from lembench.report.data import Stat, number
+from lembench.report.marks import (
+    ESTIMATE_COLOUR,
+    PALETTE,
+    backend_colour,
+    linked_mark,
+    mark_style,
+    precision_shape,
+    shape,
+    tag,
+    whisker,
+)
 
-#: Okabe-Ito colours (distinguishable with the common colour-vision deficiencies).
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-ESTIMATE_COLOUR = "#888888"
+__all__ = ["ESTIMATE_COLOUR", "PALETTE", "mark_style", "tag"]
+
 PREFILL_COLOUR = "#E69F00"
 DECODE_COLOUR = "#56B4E9"
 W, H = 720, 400
@@ -95,8 +102,9 @@ class Point:
     y: float
     label: str
     href: str
-    group: str  # colour legend entry (e.g. the backend)
+    group: str  # colour legend entry: the backend (one colour per backend on every chart)
     estimate: bool = False
+    precision: str = ""  # the mark's shape (marks.precision_shape)
     y_low: float | None = None
     y_high: float | None = None
 
@@ -106,39 +114,15 @@ class Series:
     """A line of points (x, Stat of y, href) with a legend label."""
 
     label: str
-    points: list[tuple[float, Stat, str]] = field(default_factory=list)
+    #: (x, Stat of y, href) or (x, Stat of y, href, hover note such as ", batch 8").
+    points: list[tuple[Any, ...]] = field(default_factory=list)
     estimate: bool = False
+    backend: str = ""  # the line's colour (marks.backend_colour)
+    precision: str = ""  # the marks' shape (marks.precision_shape)
 
 
 def _f(v: float) -> str:
     return f"{v:.1f}"
-
-
-_ATTR_NAMES: dict[str, str] = {}
-
-
-def _attr_text(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.1f}"
-    text = str(v)
-    # Most values are numbers and colours: escape only what needs it (charts are drawn by the
-    # ten thousand; html.escape on every attribute was a third of a timeline's cost).
-    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
-        return html.escape(text)
-    return text
-
-
-def tag(name: str, content: str = "", **attrs: Any) -> str:
-    """One SVG element. Attribute names: ``_`` -> ``-`` (``class_`` -> ``class``); values are
-    escaped, floats rounded to 0.1 px; ``content`` must already be markup (escape text first)."""
-    names = _ATTR_NAMES
-    parts = [name]
-    for key, v in attrs.items():
-        if v is not None:
-            attr = names.get(key) or names.setdefault(key, key.rstrip("_").replace("_", "-"))
-            parts.append(f'{attr}="{_attr_text(v)}"')
-    head = " ".join(parts)
-    return f"<{head}>{content}</{name}>" if content else f"<{head}/>"
 
 
 def _svg(chart_id: str, title: str, desc: str, body: list[str], height: int = H) -> Markup:
@@ -193,13 +177,14 @@ LEGEND_MAX = 16
 
 
 def _legend(entries: list[tuple[str, str, str]], x0: float = W - M_RIGHT + 16) -> list[str]:
-    """entries: (label, colour, shape) with shape circle | hollow | line | dashed | band."""
+    """entries: (label, colour, kind) with kind circle | square | triangle | diamond | hollow |
+    line | dashed | band."""
     out = ['<g class="legend">']
-    for i, (label, colour, shape) in enumerate(entries[:LEGEND_MAX]):
+    for i, (label, colour, kind) in enumerate(entries[:LEGEND_MAX]):
         y = float(M_TOP + 8 + i * 18)
-        if shape == "circle":
-            out.append(tag("circle", cx=x0 + 5, cy=y, r="5", fill=colour))
-        elif shape == "hollow":
+        if kind in ("circle", "square", "triangle", "diamond"):
+            out.append(shape(kind, x0 + 5, y, 5.0, fill=colour))
+        elif kind == "hollow":
             out.append(
                 tag(
                     "circle",
@@ -211,14 +196,14 @@ def _legend(entries: list[tuple[str, str, str]], x0: float = W - M_RIGHT + 16) -
                     stroke_width="1.5",
                 )
             )
-        elif shape == "band":
+        elif kind == "band":
             out.append(
                 tag(
                     "rect", x=x0, y=y - 6, width="12", height="12", fill=colour, fill_opacity="0.35"
                 )
             )
         else:
-            dash = "4 3" if shape == "dashed" else None
+            dash = "4 3" if kind == "dashed" else None
             out.append(
                 tag(
                     "line",
@@ -254,7 +239,8 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
 
 
 def _colours(groups: Iterable[str]) -> dict[str, str]:
-    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(sorted(set(groups)))}
+    """Legend entry -> colour, for groups that are backends: the same colour on every chart."""
+    return {g: backend_colour(g) for g in sorted(set(groups))}
 
 
 def _points(pairs: Iterable[tuple[float, float]]) -> str:
@@ -262,38 +248,46 @@ def _points(pairs: Iterable[tuple[float, float]]) -> str:
 
 
 def _whisker(px: float, low: float, high: float, colour: str) -> str:
+    """A whisker between two pixel positions (callers that clip themselves)."""
     return tag("line", class_="ci", x1=px, x2=px, y1=low, y2=high, stroke=colour)
 
 
-def mark_style(estimate: bool, emphasised: bool, colour: str | None) -> dict[str, str]:
-    """Attributes of one experiment's mark: estimates hollow grey (their inside still takes the
-    click: ``pointer-events: visible``), measured ones filled in their group's colour and larger
-    when ``emphasised`` (on the front). ``colour`` is the group's (None for an estimate: groups
-    are coloured by their measured experiments only)."""
-    if estimate:
-        return {"class_": "mark estimate", "r": "5", "fill": "none", "stroke": ESTIMATE_COLOUR,
-                "stroke_width": "1.5", "pointer_events": "visible"}  # fmt: skip
-    assert colour is not None, "a measured mark needs its group's colour"
-    return {"class_": "mark", "r": "6" if emphasised else "4.5", "fill": colour, "stroke": "#fff"}
-
-
 def _linked_circle(href: str, tip: str, **attrs: Any) -> str:
-    """A circle that links to an experiment page, its tooltip in an SVG <title>."""
-    return tag("a", tag("circle", f"<title>{escape(tip)}</title>", **attrs), href=href)
+    """A round mark that links to an experiment page, its tooltip in an SVG <title>."""
+    return linked_mark(href, tip, "circle", float(attrs.pop("cx")), float(attrs.pop("cy")), **attrs)
 
 
-def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
-    """Energy per output token vs throughput, one mark per experiment, with the Pareto front of
-    the measured ones. Estimates are drawn hollow and grey and take no part in the front."""
+def shape_legend(precisions: Iterable[str]) -> list[tuple[str, str, str]]:
+    """Legend entries for the mark shapes in use (one per shape, naming its precisions)."""
+    by_shape: dict[str, list[str]] = {}
+    for p in sorted(set(precisions)):
+        by_shape.setdefault(precision_shape(p), []).append(p)
+    if len(by_shape) < 2:
+        return []  # one shape says nothing
+    return [(", ".join(ps), "#555", kind) for kind, ps in by_shape.items()]
+
+
+def _estimate_legend(any_estimate: bool) -> list[tuple[str, str, str]]:
+    return [("hollow: estimate", ESTIMATE_COLOUR, "hollow")] if any_estimate else []
+
+
+def pareto_chart(
+    points: Sequence[Point],
+    chart_id: str = "pareto",
+    title: str = "Energy per output token vs throughput",
+) -> Markup:
+    """Energy per output token vs throughput, one mark per experiment (colour: backend, shape:
+    precision), with the Pareto front of the measured ones. Estimates are drawn hollow and take
+    no part in the front. The axes are scaled on the points; a whisker that leaves the plot is
+    clipped at its edge with an arrow (marks.whisker), never dropped."""
     pts = [p for p in points if p.x > 0 and p.y > 0]
     if not pts:
         return Markup(
             '<p class="empty">No experiment has both an energy and a throughput figure.</p>'
         )
     x = Axis.fit((p.x for p in pts), M_LEFT, W - M_RIGHT)
-    ys = [v for p in pts for v in (p.y, p.y_low, p.y_high) if v and v > 0]
-    y = Axis.fit(ys, H - M_BOTTOM, M_TOP)
-    colours = _colours(p.group for p in pts if not p.estimate)
+    y = Axis.fit([p.y for p in pts], H - M_BOTTOM, M_TOP)
+    colours = _colours(p.group for p in pts)
     body = _axes(x, y, "throughput (output tokens/s)", "energy per output token (J, gross)")
     front = pareto_front(pts)
     if len(front) > 1:
@@ -309,20 +303,23 @@ def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
                 stroke_dasharray="6 4",
             )
         )
-    body.append('<g class="marks">')
+    # Whiskers first, under every mark, and deaf to the pointer.
+    body.append('<g class="whiskers" pointer-events="none">')
+    body += [whisker(y, x(p.x), p.y_low, p.y_high, "#666") for p in pts]
+    body.append('</g><g class="marks">')
     on_front = {id(p) for p in front}
     for p in sorted(pts, key=lambda p: not p.estimate):  # measured drawn last, on top
         cx, cy = x(p.x), y(p.y)
         tip = f"{p.label}: {fmt_num(p.y)} J/token, {fmt_num(p.x)} tok/s"
+        if p.y_low is not None and p.y_high is not None:
+            tip += f" (95% CI {fmt_num(p.y_low)} to {fmt_num(p.y_high)})"
         tip += " (estimate)" if p.estimate else (" (Pareto front)" if id(p) in on_front else "")
-        if p.y_low is not None and p.y_high is not None and p.y_low > 0:
-            body.append(_whisker(cx, y(p.y_low), y(p.y_high), "#666"))
         style = mark_style(p.estimate, id(p) in on_front, colours.get(p.group))
-        body.append(_linked_circle(p.href, tip, cx=cx, cy=cy, **style))
+        body.append(linked_mark(p.href, tip, precision_shape(p.precision), cx, cy, **style))
     body.append("</g>")
     legend = [(g, c, "circle") for g, c in colours.items()]
-    if any(p.estimate for p in pts):
-        legend.append(("estimate (not ranked)", ESTIMATE_COLOUR, "hollow"))
+    legend += shape_legend(p.precision for p in pts if p.precision)
+    legend += _estimate_legend(any(p.estimate for p in pts))
     if len(front) > 1:
         legend.append(("Pareto front (measured)", "#444", "dashed"))
     body += _legend(legend)
@@ -330,206 +327,81 @@ def pareto_chart(points: Sequence[Point], chart_id: str = "pareto") -> Markup:
         f"{len(pts)} experiments; {len(front)} on the Pareto front of measured energy vs "
         "throughput (lower energy per token and higher throughput are better)."
     )
-    return _svg(chart_id, "Energy per output token vs throughput", desc, body)
+    return _svg(chart_id, title, desc, body)
 
 
-def batch_chart(series: Sequence[Series], title: str, chart_id: str) -> Markup:
-    """Mean J/output token (with 95% CI whiskers) against batch size, one line per series."""
-    series = [s for s in series if any(st.mean for _, st, _ in s.points)]
+def batch_chart(
+    series: Sequence[Series],
+    title: str,
+    chart_id: str,
+    x_label: str = "batch size",
+    x_name: str = "batch",
+) -> Markup:
+    """Mean J/output token (95% CI whiskers, clipped at the plot's edge, never dropped) against
+    ``x`` (batch size by default), one line per series in its backend's colour and its
+    precision's shape; estimated series dashed with hollow marks."""
+    series = [s for s in series if any(st.mean for _, st, *_ in s.points)]
     if not series:
         return Markup('<p class="empty">No energy figures to plot.</p>')
-    xs = sorted({b for s in series for b, _, _ in s.points if b > 0})
-    ys = [
-        v
-        for s in series
-        for _, st, _ in s.points
-        for v in (st.mean, st.low, st.high)
-        if v and v > 0
-    ]
+    xs = sorted({b for s in series for b, *_ in s.points if b > 0})
+    ys = [st.mean for s in series for _, st, *_ in s.points if st.mean and st.mean > 0]
     x = Axis.fit(xs, M_LEFT, W - M_RIGHT, log=len(xs) > 1 and xs[-1] / xs[0] >= 4)
     if len(xs) == 1:
         x = Axis(xs[0] * 0.5, xs[0] * 1.5, M_LEFT, W - M_RIGHT)
     y = Axis.fit(ys, H - M_BOTTOM, M_TOP)
-    body = _axes(x, y, "batch size", "energy per output token (J, gross)", x_ticks=xs)
+    is_batch = x_name == "batch"
+    body = _axes(
+        x, y, x_label, "energy per output token (J, gross)", x_ticks=xs if is_batch else None
+    )
     legend = []
-    body.append('<g class="marks">')
+    lines, marks = [], []
     for i, s in enumerate(series):
-        colour = ESTIMATE_COLOUR if s.estimate else PALETTE[i % len(PALETTE)]
+        colour = backend_colour(s.backend) if s.backend else PALETTE[i % len(PALETTE)]
+        kind = precision_shape(s.precision)
         pts = sorted(
             (
-                (b, st.mean, st, href)
-                for b, st, href in s.points
-                if st.mean and st.mean > 0 and b > 0
+                (p[0], p[1].mean, p[1], p[2], p[3] if len(p) > 3 else "")
+                for p in s.points
+                if p[1].mean and p[1].mean > 0 and p[0] > 0
             ),
             key=lambda p: (p[0], p[1]),
         )
         if len(pts) > 1:
-            body.append(
+            lines.append(
                 tag(
                     "polyline",
-                    points=_points((x(b), y(m)) for b, m, _, _ in pts),
+                    points=_points((x(b), y(m)) for b, m, *_ in pts),
                     fill="none",
                     stroke=colour,
                     stroke_width="2",
                     stroke_dasharray="5 4" if s.estimate else None,
                 )
             )
-        for b, m, st, href in pts:
+        for b, m, st, href, note in pts:
             cx, cy = x(b), y(m)
-            if st.low is not None and st.high is not None and st.low > 0:
-                body.append(_whisker(cx, y(st.low), y(st.high), colour))
-            body.append(
-                _linked_circle(
+            lines.append(whisker(y, cx, st.low, st.high, colour))
+            where = f"{x_name} {b:g}" if is_batch else f"{x_name} {fmt_num(b)}"
+            tip = f"{s.label}, {where}{note}: {fmt_num(m)} J/token"
+            if st.low is not None and st.high is not None:
+                tip += f" (95% CI {fmt_num(st.low)} to {fmt_num(st.high)})"
+            marks.append(
+                linked_mark(
                     href,
-                    f"{s.label}, batch {b:g}: {fmt_num(m)} J/token",
-                    class_="mark",
-                    cx=cx,
-                    cy=cy,
-                    r="4",
+                    tip + (" (estimate)" if s.estimate else ""),
+                    kind,
+                    cx,
+                    cy,
+                    class_="mark estimate" if s.estimate else "mark",
+                    r=4.5,
                     fill="#fff" if s.estimate else colour,
                     stroke=colour,
                     stroke_width="1.5",
                 )
             )
-        shape = "dashed" if s.estimate else "line"
-        legend.append((s.label + (" (estimate)" if s.estimate else ""), colour, shape))
-    body.append("</g>")
+        line = "dashed" if s.estimate else "line"
+        legend.append((s.label + (" (estimate)" if s.estimate else ""), colour, line))
+    legend += shape_legend(s.precision for s in series if s.precision)
+    body += ['<g class="lines">', *lines, '</g><g class="marks">', *marks, "</g>"]
     body += _legend(legend)
-    desc = f"{len(series)} series of energy per token against batch size."
-    return _svg(chart_id, title, desc, body)
-
-
-def power_series(
-    samples: Sequence[dict], max_points: int = 600
-) -> dict[str, list[tuple[float, float]]]:
-    """Power per domain (and ``total``) over time from timeline samples: the slope of the cumulative
-    energy between (decimated) samples, drawn as steps; instantaneous ``power_w`` where the
-    timeline has no energy series."""
-    rows = []
-    for s in samples:
-        t = number(s.get("t_s")) if isinstance(s, dict) else None
-        if t is not None:
-            rows.append((t, s))
-    rows.sort(key=lambda r: r[0])
-    domains = sorted({d for _, s in rows if isinstance(e := s.get("energy_j"), dict) for d in e})
-    out: dict[str, list[tuple[float, float]]] = {}
-    if domains and len(rows) > 1:
-        stride = max(1, math.ceil(len(rows) / max_points))
-        picked = [rows[i] for i in sorted({*range(0, len(rows), stride), len(rows) - 1})]
-        series = {d: [(t, _energy(s, d)) for t, s in picked] for d in domains}
-        if len(domains) > 1:  # total only where every domain has a value
-            series["total"] = [
-                (t, None if any(series[d][i][1] is None for d in domains)
-                 else sum(series[d][i][1] for d in domains))  # type: ignore[misc]
-                for i, (t, _) in enumerate(picked)
-            ]  # fmt: skip
-        for d, points in series.items():
-            line: list[tuple[float, float]] = []
-            for (ta, ea), (tb, eb) in pairwise(points):
-                if ea is not None and eb is not None and tb > ta:
-                    p = (eb - ea) / (tb - ta)
-                    line += [(ta, p), (tb, p)]
-            if line:
-                out[d] = line
-        return out
-    for t, s in rows:
-        pw = s.get("power_w")
-        if isinstance(pw, dict):
-            for d, v in pw.items():
-                if (v := number(v)) is not None:
-                    out.setdefault(str(d), []).append((t, v))
-    return out
-
-
-def _energy(sample: dict, domain: str) -> float | None:
-    e = sample.get("energy_j")
-    return number(e.get(domain)) if isinstance(e, dict) else None
-
-
-def timeline_chart(
-    samples: Sequence[dict],
-    batches: Sequence[tuple[float, float | None, float]],
-    duration_s: float | None,
-    idle_power_w: float | None = None,
-    chart_id: str = "timeline",
-    title: str = "Power over the measured window",
-) -> Markup:
-    """Power over the window, one line per energy domain, prefill and decode intervals shaded
-    (from the request timings), the idle baseline as a dashed line."""
-    series = power_series(samples)
-    ends = [duration_s or 0.0, *(b[2] for b in batches)]
-    t_end = max([*ends, *(t for line in series.values() for t, _ in line)])
-    if t_end <= 0:
-        return Markup('<p class="empty">No timeline or request timings recorded.</p>')
-    x = Axis(0.0, t_end, M_LEFT, W - M_RIGHT)
-    ys = [p for line in series.values() for _, p in line]
-    if idle_power_w is not None:
-        ys.append(idle_power_w)
-    y = Axis.fit([0.0, *ys] if ys else [0.0, 1.0], H - M_BOTTOM, M_TOP, log=False)
-    band = {"y": float(M_TOP), "height": str(H - M_TOP - M_BOTTOM)}
-    body = ['<g class="phases">']
-    for start, first, end in batches:
-        if first is not None and first > start:
-            width = max(x(first) - x(start), 1.5)  # visible even when prefill is short
-            body.append(
-                tag(
-                    "rect",
-                    class_="prefill",
-                    x=x(start),
-                    width=width,
-                    fill=PREFILL_COLOUR,
-                    fill_opacity="0.35",
-                    **band,
-                )
-            )
-        d0 = first if first is not None else start
-        width = max(x(end) - x(d0), 0.5)
-        body.append(
-            tag(
-                "rect",
-                class_="decode",
-                x=x(d0),
-                width=width,
-                fill=DECODE_COLOUR,
-                fill_opacity="0.25",
-                **band,
-            )
-        )
-    body.append("</g>")
-    body += _axes(x, y, "time since window start (s)", "power (W)")
-    legend = [("prefill", PREFILL_COLOUR, "band"), ("decode", DECODE_COLOUR, "band")]
-    body.append('<g class="marks">')
-    for i, (domain, line) in enumerate(sorted(series.items(), key=lambda kv: kv[0] == "total")):
-        colour = "#000000" if domain == "total" else PALETTE[i % len(PALETTE)]
-        pts = _points((x(t), y(p)) for t, p in line)
-        body.append(
-            tag(
-                "polyline",
-                class_="mark line",
-                points=pts,
-                fill="none",
-                stroke=colour,
-                stroke_width="1.8",
-            )
-        )
-        legend.append((f"{domain} power", colour, "line"))
-    if idle_power_w is not None:
-        py = y(idle_power_w)
-        body.append(
-            tag(
-                "line",
-                class_="idle",
-                x1=x.p0,
-                x2=x.p1,
-                y1=py,
-                y2=py,
-                stroke="#666",
-                stroke_dasharray="4 3",
-            )
-        )
-        legend.append((f"idle baseline {fmt_num(idle_power_w)} W", "#666", "dashed"))
-    body.append("</g>")
-    body += _legend(legend)
-    what = "power timeline" if series else "request phases only (no power timeline recorded)"
-    desc = f"{what}; {len(batches)} batches over {t_end:.3g} s."
+    desc = f"{len(series)} series of energy per token against {x_label}."
     return _svg(chart_id, title, desc, body)

@@ -44,6 +44,21 @@ from lembench.report import EXPORT_FORMATS
     show_default=True,
     help="Leaderboard rows per page.",
 )
+@click.option("--title", help="The site's title (default: LLM inference energy leaderboard).")
+@click.option(
+    "--about",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A text or Markdown file (e.g. README.md): its first paragraph is shown under the title.",
+)
+@click.option(
+    "--compare",
+    "comparisons",
+    nargs=2,
+    multiple=True,
+    metavar="A B",
+    help="Add a page comparing A with B (experiment ids or prefixes, or two suites), as "
+    "`lembench compare A B` prints it; repeatable.",
+)
 def report_command(
     results_dir: Path,
     out: Path,
@@ -51,6 +66,9 @@ def report_command(
     allow_mixed: bool,
     force: bool,
     page_size: int,
+    title: str | None,
+    about: Path | None,
+    comparisons: tuple[tuple[str, str], ...],
 ) -> None:
     """Write a static HTML leaderboard of the runs under RESULTS_DIR to --out.
 
@@ -61,9 +79,50 @@ def report_command(
     from lembench.report.build import build_site
 
     summary = build_site(
-        results_dir, out, suite=suite, allow_mixed=allow_mixed, force=force, page_size=page_size
+        results_dir,
+        out,
+        suite=suite,
+        allow_mixed=allow_mixed,
+        force=force,
+        page_size=page_size,
+        title=title,
+        about=first_paragraph(about) if about else None,
+        comparisons=list(comparisons),
     )
     click.echo(summary.line())
+
+
+def first_paragraph(path: Path) -> str:
+    """The first paragraph of prose in a text or Markdown file (headings, badges, HTML and code
+    fences skipped; Markdown emphasis and link syntax reduced to their text), as plain text."""
+    import re
+
+    from lembench.errors import UserError
+
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the --about file ({e})") from e
+    para: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced or s.startswith(("#", "<", "![", "[![", "|", "---")):
+            if para:
+                break
+            continue
+        if not s:
+            if para:
+                break
+            continue
+        para.append(s)
+    out = " ".join(para)
+    out = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", out)  # [text](url) -> text
+    out = re.sub(r"[*_`]{1,3}([^*_`]+)[*_`]{1,3}", r"\1", out)
+    return out[:1000]
 
 
 @click.command("export")

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.contract import registry
 from harness.contract.definitions import METRIC_DEFINITIONS
+from lembench.report.groups import RATING_RULE
 from lembench.results.aggregate import MIN_CYCLES
 
 
@@ -182,13 +183,32 @@ AGGREGATION: tuple[tuple[str, str], ...] = (
     ),
     (
         "Ranking",
-        "Only measured energy is ranked, by mean gross J per output token. The method and the "
+        "Only measured energy is ranked, by mean gross J per output token, and only within a "
+        "group: the same hardware and the same task (the workload's request shape; its prompt "
+        "count is a sample size, not another job). An L4 row is never ranked against H100 rows. "
+        "The all-rows view lists every group together without ranks. The method and the "
         "estimate flag are per component (gpu, cpu, dram): a run with a measured component is "
         "ranked on the measured part alone (NVML GPU energy beside a codecarbon CPU/DRAM "
         "estimate ranks on the GPU energy, as ML.ENERGY ranks), with the whole-system figure "
         "(measured + estimated) shown beside it and marked estimate. Experiments whose every "
         "component is estimated are listed separately with an estimate badge and no rank "
         "number; experiments without an energy figure come last.",
+    ),
+    ("Rating (1-5 stars)", RATING_RULE),
+    (
+        "Whiskers",
+        "Chart whiskers are 95% confidence intervals. Axes are scaled on the means, so one wide "
+        "interval does not flatten every other point; an interval that leaves the plot (or whose "
+        "lower bound is at or below zero on a log axis) is drawn up to the edge and ends in an "
+        "arrow there. No interval is dropped.",
+    ),
+    (
+        "Comparing two experiments",
+        "lembench compare A B reports, per metric, the ratio of B's mean to A's with a 95% "
+        "interval (delta method on the log ratio, Welch-Satterthwaite degrees of freedom) and "
+        "Welch's t test (scipy.stats.ttest_ind, unequal variances): the difference is called "
+        "significant at p < 0.05. With fewer than two cycles on either side there is no test, "
+        "and the output says so.",
     ),
 )
 

@@ -19,6 +19,7 @@ from lembench.report.data import Experiment, RunInfo, number, text
 from lembench.report.fmt import esc, sort_key, stat_html, stat_title, value
 from lembench.report.quality import QUALITY_KEYS, absent_cell, absent_reason, quality_context
 from lembench.report.table import COLUMNS, Column, Row
+from lembench.report.timeline import timeline_chart
 from lembench.results.aggregate import METRICS
 from lembench.suite.defaults import required_version
 
@@ -35,6 +36,19 @@ MEASUREMENT_V2 = ("idle_baseline_s", "baseline_cache_s", "timeline_interval_s", 
 BADGE_ESTIMATE = Markup(
     '<span class="badge estimate" title="energy modelled, not measured">estimate</span>'
 )
+
+
+STARS = {n: "★" * n + "☆" * (5 - n) for n in range(1, 6)}
+
+
+def params_text(n: int | None) -> str:
+    """A parameter count as people write it: 135M, 8.03B."""
+    if n is None:
+        return "–"
+    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= factor:
+            return f"{n / factor:.3g}{suffix}"
+    return str(n)
 
 
 def slug(s: str) -> str:
@@ -100,7 +114,18 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
                 html = str(row.rank)
             else:
                 html = BADGE_ESTIMATE if row.energy_class == "estimate" else "–"
-            cells.append(_td(html, sort_key(row.rank), "num rank"))
+            cells.append(_td(html, sort_key(row.rank), "num rank", f"in {row.group}"))
+        elif key == "rating":
+            if row.rating:
+                html = (
+                    f'<span class="stars" aria-label="{row.rating} of 5">{STARS[row.rating]}</span>'
+                )
+                tip = f"{row.rating} of 5 stars within {row.group}"
+            else:
+                html, tip = "–", "not rated (estimate, no energy, or alone in its group)"
+            cells.append(_td(html, sort_key(row.rating), "num rating", tip))
+        elif key == "params":
+            cells.append(_td(params_text(row.params), sort_key(row.params), "num"))
         elif key == "model":
             model = e(row.model)
             cells.append(
@@ -122,8 +147,13 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
             cells.append(_td(f"{e(row.energy_method or '–')}{badge}"))
         elif key == "warnings":
             if row.warnings:
+                # An icon with the codes on hover (and for screen readers): a column of codes
+                # wrapped every row onto several lines.
                 codes = e(", ".join(row.warnings))
-                html = f'<span class="badge warn">⚠ {len(row.warnings)}</span> {codes}'
+                html = (
+                    f'<span class="badge warn" title="{codes}" aria-label="warnings: {codes}">'
+                    f"⚠ {len(row.warnings)}</span>"
+                )
                 cells.append(_td(html, sort_key(len(row.warnings)), "warnings"))
             else:
                 cells.append(_td("", sort_key(0)))
@@ -132,6 +162,8 @@ def row_html(row: Row, columns: tuple[Column, ...] = COLUMNS) -> Markup:
     data = (
         f' data-model="{e(row.model)}" data-backend="{e(row.backend)}"'
         f' data-precision="{e(row.precision)}" data-hardware="{e(row.hardware)}"'
+        f' data-variant="{e(row.variant)}" data-group="{e(row.group)}"'
+        f' data-suite="{e(row.exp.suite)}"'
     )
     warn = ' class="has-warnings"' if row.warnings else ""
     return Markup(f"<tr{data}{warn}>{''.join(cells)}</tr>")
@@ -153,6 +185,7 @@ def pareto_points(rows: list[Row], root: str = "") -> list[charts.Point]:
                 href=root + row.exp.page,
                 group=row.backend,
                 estimate=row.energy_class == "estimate",
+                precision=row.precision,
                 y_low=j.low,
                 y_high=j.high,
             )
@@ -160,30 +193,75 @@ def pareto_points(rows: list[Row], root: str = "") -> list[charts.Point]:
     return points
 
 
+def _series_key(row: Row) -> tuple[str, str, bool]:
+    return (row.backend, row.precision, row.energy_class == "estimate")
+
+
+def _new_series(row: Row) -> charts.Series:
+    estimate = row.energy_class == "estimate"
+    return charts.Series(
+        f"{row.backend} {row.precision}", estimate=estimate, backend=row.backend,
+        precision=row.precision,
+    )  # fmt: skip
+
+
 def batch_panels(rows: list[Row], limit: int = 24) -> tuple[list[dict[str, Any]], int]:
-    """Energy vs batch size: one panel per (model, hardware, workload), one series per backend and
-    precision (estimates as their own dashed series). Returns (panels, panels left out)."""
-    groups: dict[tuple[str, str, str], dict[tuple[str, str, bool], charts.Series]] = defaultdict(
-        dict
+    """Energy vs batch size: one panel per everything but the batch size and the prompt count
+    (model, hardware, task, variant), one series per backend and precision (estimates as their
+    own dashed series). A panel with a single point is no chart: it comes back with ``svg`` None
+    and its one ``row`` (the page shows it as a table row). Returns (panels, panels left out)."""
+    groups: dict[tuple[str, str, str, str], dict[tuple[str, str, bool], charts.Series]] = (
+        defaultdict(dict)
     )
+    only: dict[tuple[str, str, str, str], Row] = {}
     for row in rows:
         st = row.stat("j_per_output_token")
         if row.energy_class == "none" or st.mean is None or row.batch_size is None:
             continue
-        estimate = row.energy_class == "estimate"
-        series = groups[(row.model, row.hardware, row.workload)].setdefault(
-            (row.backend, row.precision, estimate),
-            charts.Series(f"{row.backend} {row.precision}", estimate=estimate),
-        )
+        key = (row.model, row.hardware, row.task, row.variant)
+        series = groups[key].setdefault(_series_key(row), _new_series(row))
         series.points.append((float(row.batch_size), st, row.exp.page))
+        only[key] = row
     ranked = sorted(groups.items(), key=lambda kv: -sum(len(s.points) for s in kv[1].values()))
     panels = []
-    for i, ((model, hardware, workload), series) in enumerate(ranked[:limit]):
-        title = f"{model} on {hardware} ({workload})"
-        panels.append(
-            {"title": title, "svg": charts.batch_chart(list(series.values()), title, f"batch-{i}")}
-        )
+    for i, ((model, hardware, task, variant), series) in enumerate(ranked[:limit]):
+        title = f"{model} on {hardware} ({task}{'; ' + variant if variant else ''})"
+        if sum(len(s.points) for s in series.values()) == 1:
+            row = only[(model, hardware, task, variant)]
+            panels.append({"title": title, "svg": None, "row": row})
+            continue
+        svg = charts.batch_chart(list(series.values()), title, f"batch-{i}")
+        panels.append({"title": title, "svg": svg, "row": None})
     return panels, max(0, len(ranked) - limit)
+
+
+def tradeoff_panels(rows: list[Row], limit: int = 12) -> list[dict[str, Any]]:
+    """ML.ENERGY's time-energy trade-off: per model, hardware and task, J/output token against
+    the median inter-token latency, one line per backend and precision over its batch sizes
+    (hover names the batch). Panels with fewer than two points are left out (no trade-off)."""
+    groups: dict[tuple[str, str, str], dict[tuple[str, str, bool], charts.Series]] = defaultdict(
+        dict
+    )
+    for row in rows:
+        st, itl = row.stat("j_per_output_token"), row.stat("itl_p50_s").mean
+        if row.energy_class == "none" or st.mean is None or itl is None or itl <= 0:
+            continue
+        series = groups[(row.model, row.hardware, row.task)].setdefault(
+            _series_key(row), _new_series(row)
+        )
+        note = f", batch {row.batch_size}" + (f", {row.variant}" if row.variant else "")
+        series.points.append((itl * 1000.0, st, row.exp.page, note))
+    ranked = sorted(groups.items(), key=lambda kv: -sum(len(s.points) for s in kv[1].values()))
+    panels = []
+    for i, ((model, hardware, task), series) in enumerate(ranked):
+        if sum(len(s.points) for s in series.values()) < 2 or len(panels) >= limit:
+            continue
+        title = f"{model} on {hardware} ({task})"
+        svg = charts.batch_chart(
+            list(series.values()), title, f"tradeoff-{i}", "inter-token latency p50 (ms)", "ITL ms"
+        )
+        panels.append({"title": title, "svg": svg})
+    return panels
 
 
 def _idle_power(run: RunInfo) -> float | None:
@@ -204,7 +282,7 @@ def timeline_for(exp: Experiment) -> tuple[Markup, RunInfo | None, bool]:
         if run.timeline_file is not None and run.timeline_file.is_file():
             samples = read_timeline(run.timeline_file)
             if samples:
-                svg = charts.timeline_chart(
+                svg = timeline_chart(
                     samples,
                     run.batches,
                     run.numbers.get("duration_s"),
@@ -214,9 +292,11 @@ def timeline_for(exp: Experiment) -> tuple[Markup, RunInfo | None, bool]:
                 return svg, run, True
     if ok:
         run = ok[0]
-        svg = charts.timeline_chart(
+        svg = timeline_chart(
             [], run.batches, run.numbers.get("duration_s"), _idle_power(run),
             title=f"Request phases over the measured window (cycle {run.cycle})",
+            estimated_power_w=run.numbers.get("avg_power_w") if run.is_estimate else None,
+            method=run.energy_method,
         )  # fmt: skip
         return svg, run, False
     return Markup(""), None, False

@@ -2,7 +2,7 @@
 
 Leaderboard cells for pass@1 and J per solved task (a dash with the reason where there is no
 value), the accuracy-vs-energy chart (pass@1 against J per output token or J per solved task, log
-x, one linked mark per experiment; estimates hollow grey, off the front) and the quality section of
+x, one linked mark per experiment; estimates hollow, off the front) and the quality section of
 a scored experiment's page. Only HumanEval workloads are scored; everything here is absent for the
 rest.
 """
@@ -136,7 +136,7 @@ def accuracy_front(points: list[AccuracyPoint]) -> list[AccuracyPoint]:
 
 def accuracy_chart(points: list[AccuracyPoint], x_label: str, chart_id: str, title: str) -> Markup:
     """pass@1 (y, %) against an energy figure (x, log), one linked mark per experiment; whiskers
-    are 95% CIs; the dashed line is the front of measured experiments; estimates hollow grey."""
+    are 95% CIs; the dashed line is the front of measured experiments; estimates hollow."""
     if not points:
         return Markup(
             f'<p class="empty" id="{escape(chart_id)}-empty">No scored experiment has this energy '

@@ -1,26 +1,35 @@
 """The leaderboard: one row per experiment, its columns, ranks and the exported table.
 
-Measured and estimated energy are never ranked together: measured rows get rank numbers 1..k by
-gross J/output token (the figure every measured row has; net needs an idle baseline), rows whose
-energy is wholly modelled are listed in their own section without a rank, and rows without an
-energy figure (failed, or no meter) come last. A row with a measured component is ranked on the
-measured part alone (an NVML GPU beside a codecarbon CPU/DRAM estimate: the GPU energy), its
-whole-system figure (measured + estimated) shown beside it, marked estimate.
+Measured and estimated energy are never ranked together, and rows are ranked only against rows of
+their own group (same hardware, same task: ``lembench.report.groups``): measured rows get rank
+numbers 1..k within their group by gross J/output token (the figure every measured row has; net
+needs an idle baseline), rows whose energy is wholly modelled are listed in their own section
+without a rank, and rows without an energy figure (failed, or no meter) come last. A row with a
+measured component is ranked on the measured part alone (an NVML GPU beside a codecarbon CPU/DRAM
+estimate: the GPU energy), its whole-system figure (measured + estimated) shown beside it, marked
+estimate.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from lembench.report.data import Collected, Experiment, text
+from lembench.report.data import Collected, Experiment, number, text
+from lembench.report.groups import group_label, rank_within_groups, task_label
 from lembench.results.aggregate import model_label, variant_label, workload_label
 from lembench.results.summary import Stat, stat_of
 
 SECTIONS = (
-    ("measured", "Measured energy", "Ranked by mean gross J per output token."),
+    (
+        "measured",
+        "Measured energy",
+        "Ranked within each group (same hardware and task) by mean gross J per output token; "
+        "rows of different groups are never ranked against each other.",
+    ),
     (
         "estimate",
         "Estimated energy",
@@ -42,16 +51,41 @@ class Column:
     ci: bool = False  # show the 95% CI half-width
     title: str = ""
     filter: bool = False  # offered as a filter
+    default: bool = True  # shown until the reader picks columns (the rest: column chooser)
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("rank", "#", "int", title="Rank among measured rows (estimates are not ranked)"),
+    Column(
+        "rank",
+        "# in group",
+        "int",
+        title="Rank among the measured rows of the same hardware and task (estimates are not "
+        "ranked; rows of other groups are not compared)",
+    ),
+    Column(
+        "rating",
+        "Rating",
+        "int",
+        title="1-5 stars within the group by J/token (best fifth 5 stars); see the methodology",
+    ),
     Column("model", "Model", filter=True),
+    Column("params", "Params", "int", title="Model parameters (as loaded)"),
     Column("backend", "Backend", filter=True),
     Column("precision", "Precision", filter=True),
     Column("batch_size", "Batch", "int"),
     Column("workload", "Workload"),
-    Column("variant", "Variant", filter=True, title="Engine options, weights, decoding, traffic"),
+    Column(
+        "weights",
+        "Weights",
+        title="The weights' real format: GGUF type and the dtype it ran in, or random (dummy)",
+    ),
+    Column(
+        "variant",
+        "Variant",
+        filter=True,
+        title="Engine options, weights, decoding, traffic",
+        default=False,
+    ),
     Column("hardware", "Hardware", filter=True),
     Column(
         "j_per_output_token",
@@ -66,6 +100,14 @@ COLUMNS: tuple[Column, ...] = (
         "metric",
         ci=True,
         title="Energy per output token minus idle power x window (mean ± 95% CI)",
+        default=False,
+    ),
+    Column(
+        "j_per_request",
+        "J/request",
+        "metric",
+        ci=True,
+        title="Gross energy of the window per request (mean ± 95% CI)",
     ),
     Column(
         "j_per_output_token_system",
@@ -93,16 +135,63 @@ COLUMNS: tuple[Column, ...] = (
         "undefined when nothing was solved",
     ),
     Column("throughput_out_tok_s", "tok/s", "metric", ci=True, title="Output tokens per second"),
-    Column("ttft_p50_s", "TTFT p50 (ms)", "metric", "ms", title="Time to first token, median"),
-    Column("ttft_p99_s", "TTFT p99 (ms)", "metric", "ms", title="Time to first token, p99"),
+    Column(
+        "ttft_p50_s",
+        "TTFT p50 (ms)",
+        "metric",
+        "ms",
+        title="Time to first token, median",
+        default=False,
+    ),
+    Column(
+        "ttft_p99_s",
+        "TTFT p99 (ms)",
+        "metric",
+        "ms",
+        title="Time to first token, p99",
+        default=False,
+    ),
     Column("itl_p50_s", "ITL p50 (ms)", "metric", "ms", title="Inter-token latency, median"),
-    Column("avg_power_w", "Power (W)", "metric", title="Average power over the window (gross)"),
-    Column("flops_per_output_token", "FLOP/token", "metric", "si", title="Forward FLOPs per token"),
-    Column("mfu", "MFU", "metric", "pct", title="Model FLOPs utilisation vs the device peak"),
-    Column("mbu", "MBU", "metric", "pct", title="Memory bandwidth utilisation vs the device peak"),
-    Column("cycles", "Cycles", "int", title="Successful runs (failed runs in brackets)"),
-    Column("energy_method", "Energy method"),
-    Column("warnings", "Warnings"),
+    Column(
+        "avg_power_w",
+        "Power (W)",
+        "metric",
+        title="Average power over the window (gross)",
+        default=False,
+    ),
+    Column(
+        "flops_per_output_token",
+        "FLOP/token",
+        "metric",
+        "si",
+        title="Forward FLOPs per token",
+        default=False,
+    ),
+    Column(
+        "mfu",
+        "MFU",
+        "metric",
+        "pct",
+        title="Model FLOPs utilisation vs the device peak",
+        default=False,
+    ),
+    Column(
+        "mbu",
+        "MBU",
+        "metric",
+        "pct",
+        title="Memory bandwidth utilisation vs the device peak",
+        default=False,
+    ),
+    Column(
+        "cycles",
+        "Cycles",
+        "int",
+        title="Successful runs (failed runs in brackets)",
+        default=False,
+    ),
+    Column("energy_method", "Energy method", default=False),
+    Column("warnings", "⚠", title="Measurement and stability warnings (hover the icon)"),
 )
 
 FILTERS = tuple(c for c in COLUMNS if c.filter)
@@ -125,7 +214,11 @@ class Row:
     n_ok: int
     n_failed: int
     warnings: list[str] = field(default_factory=list)
-    rank: int | None = None
+    task: str = ""  # the workload's request shape without its prompt count (groups.task_label)
+    params: int | None = None  # model parameters as loaded (provenance), None when unknown
+    weights: str = ""  # the weights' real format (weights_label)
+    rank: int | None = None  # within the group, measured rows only
+    rating: int | None = None  # 1-5 stars within the group (groups.stars)
     #: The aggregation's summary row (``<metric>_mean/_std/_n/_ci95_low/_ci95_high`` ...).
     summary: dict[str, Any] = field(default_factory=dict, repr=False)
     _stats: dict[str, Stat] = field(default_factory=dict, repr=False)
@@ -133,6 +226,11 @@ class Row:
     @property
     def cycles(self) -> int:
         return self.n_ok
+
+    @property
+    def group(self) -> str:
+        """Rows are ranked only against rows of the same group: hardware x task."""
+        return group_label(self.hardware, self.task)
 
     def stat(self, metric: str) -> Stat:
         """Summary of ``metric`` (built on first use: a page needs ~30, the leaderboard ~11)."""
@@ -184,13 +282,49 @@ def build_rows(collected: Collected) -> list[Row]:
                 n_ok=n_ok,
                 n_failed=n_failed,
                 warnings=warnings,
+                task=task_label(cfg.get("workload")),
+                params=params_of(exp),
+                weights=weights_label(exp),
             )
         )
     return order_and_rank(rows)
 
 
+def _model_block(exp: Experiment) -> dict[str, Any]:
+    model = exp.provenance.get("model") if isinstance(exp.provenance, dict) else None
+    return model if isinstance(model, dict) else {}
+
+
+def params_of(exp: Experiment) -> int | None:
+    """The model's parameter count as the harness loaded it (provenance.model.params)."""
+    v = number(_model_block(exp).get("params"))
+    return int(v) if v is not None and v > 0 else None
+
+
+_GGUF_TYPE = re.compile(r"[.-]((?:I?Q\d[A-Z0-9_]*)|BF16|F16|F32)\.gguf$", re.IGNORECASE)
+
+
+def weights_label(exp: Experiment) -> str:
+    """The weights' real format, e.g. ``GGUF Q4_1 -> float32`` (a quantised file dequantised at
+    load), ``random (dummy)``, or the dtype the model ran in; '' when nothing says."""
+    cfg = exp.config if isinstance(exp.config, dict) else {}
+    model = _model_block(exp)
+    if cfg.get("weights") == "dummy" or model.get("weights") == "dummy":
+        return "random (dummy)"
+    dtype = text(model.get("dtype"))
+    file = text(model.get("file") or model.get("gguf_file"))
+    if file.lower().endswith(".gguf"):
+        m = _GGUF_TYPE.search(file.replace("\\", "/").rsplit("/", 1)[-1])
+        kind = m.group(1).upper() if m else "?"
+        if cfg.get("backend") == "llamacpp" or not dtype:
+            return f"GGUF {kind}"
+        return f"GGUF {kind} -> {dtype}"
+    return dtype
+
+
 def order_and_rank(rows: list[Row]) -> list[Row]:
-    """Sections in order (measured, estimate, none); within one, by J/token then throughput."""
+    """Sections in order (measured, estimate, none); within one, by J/token then throughput.
+    Measured rows are ranked and rated within their group only (``groups.rank_within_groups``)."""
 
     def key(row: Row) -> tuple[Any, ...]:
         j = row.stat("j_per_output_token").mean
@@ -199,11 +333,7 @@ def order_and_rank(rows: list[Row]) -> list[Row]:
         return (section, j is None, j or 0.0, -(tput or 0.0), row.model, row.exp.experiment_id)
 
     rows = sorted(rows, key=key)
-    rank = 0
-    for row in rows:
-        if row.energy_class == "measured":
-            rank += 1
-            row.rank = rank
+    rank_within_groups(rows)
     return rows
 
 
@@ -216,7 +346,11 @@ def table_frame(collected: Collected, rows: list[Row]) -> pl.DataFrame:
             "suite": [r.exp.suite for r in rows],
             "experiment_id": [r.exp.experiment_id for r in rows],
             "energy_class": [r.energy_class for r in rows],
+            "group": [r.group for r in rows],
             "rank": pl.Series([r.rank for r in rows], dtype=pl.Int64),
+            "rating": pl.Series([r.rating for r in rows], dtype=pl.Int64),
+            "params": pl.Series([r.params for r in rows], dtype=pl.Int64),
+            "weights": [r.weights for r in rows],
             "page": pl.Series([r.exp.page or None for r in rows], dtype=pl.String),
             "report_warnings": pl.Series([r.warnings for r in rows], dtype=pl.List(pl.String)),
             "_order": pl.Series(range(len(rows)), dtype=pl.Int64),

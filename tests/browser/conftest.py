@@ -18,6 +18,7 @@ import pytest
 
 from lembench.report import build_site
 from lembench.report.synthetic import config, demo, result, write_run
+from lembench.suite.expand import experiment_id
 
 CHROMIUM = Path(os.environ.get("LEMBENCH_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -32,6 +33,11 @@ CHROMIUM_ARGS = [
 ]
 DATA = Path(__file__).parent.parent / "data"
 XSS = "<img src=x onerror=alert(1)>"
+#: The real quickstart's two experiments (batch 1 and batch 4) under tests/data/runs.
+QUICKSTART_PAIR = ("824987d94347", "223aff7a89d3")
+#: Two synthetic demo experiments: vllm bf16 on the H100 at batch 1 and at batch 16.
+SHOWCASE_A = experiment_id(config("synthetic/demo-8b", "vllm", "bf16", 1))
+SHOWCASE_B = experiment_id(config("synthetic/demo-8b", "vllm", "bf16", 16))
 
 
 def _in_ci() -> bool:
@@ -86,7 +92,11 @@ def showcase(tmp_path_factory: pytest.TempPathFactory) -> Site:
     root = tmp_path_factory.mktemp("showcase-results")
     demo(root)
     _copy_v1(root)
-    summary = build_site(root, tmp_path_factory.mktemp("showcase") / "site")
+    summary = build_site(
+        root,
+        tmp_path_factory.mktemp("showcase") / "site",
+        comparisons=[(SHOWCASE_A, SHOWCASE_B)],
+    )
     return Site(summary.out, summary.experiments)
 
 
@@ -98,7 +108,11 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> Site:
     root = tmp_path_factory.mktemp("measured-results")
     shutil.copytree(DATA / "runs", root, dirs_exist_ok=True)
     _copy_v1(root)
-    summary = build_site(root, tmp_path_factory.mktemp("measured") / "site")
+    summary = build_site(
+        root,
+        tmp_path_factory.mktemp("measured") / "site",
+        comparisons=[QUICKSTART_PAIR],  # batch 1 vs batch 4 of the real quickstart
+    )
     return Site(summary.out, summary.experiments)
 
 

@@ -121,28 +121,19 @@ def test_results_list_show_and_resume(quickstart) -> None:
     run = stored(results_dir, "quickstart")[0]
     shown = lembench("results", "show", run["run_id"], "--results-dir", str(results_dir), "--json")
     assert shown.returncode == 0
-    assert {r["experiment_id"] for r in map(json.loads, _split_json(shown.stdout))} == {
-        r["experiment_id"] for r in stored(results_dir, "quickstart")
-    }
+    doc = json.loads(shown.stdout)  # one document: the one run that id names
+    assert (doc["run_id"], doc["experiment_id"]) == (run["run_id"], run["experiment_id"])
+    assert len({r["run_id"] for r in stored(results_dir, "quickstart")}) == 4  # unique ids
+    experiment = lembench(
+        "results", "show", run["experiment_id"], "--results-dir", str(results_dir), "--json"
+    )
+    assert [r["cycle"] for r in json.loads(experiment.stdout)] == [1, 2]
     human = lembench("results", "show", run["experiment_id"][:6], "--results-dir", str(results_dir))
     assert "estimate" in human.stdout and "j_per_output_token" in human.stdout
     resumed = lembench("run", str(QUICKSTART), "--results-dir", str(results_dir), "--resume")
     assert resumed.returncode == 0
     assert "nothing to do" in resumed.stdout
     assert len(stored(results_dir, "quickstart")) == 4
-
-
-def _split_json(text: str) -> list[str]:
-    """Split concatenated pretty-printed JSON documents."""
-    decoder, docs, i = json.JSONDecoder(), [], 0
-    text = text.strip()
-    while i < len(text):
-        obj, end = decoder.raw_decode(text, i)
-        docs.append(json.dumps(obj))
-        i = end
-        while i < len(text) and text[i].isspace():
-            i += 1
-    return docs
 
 
 def test_failing_group_is_recorded_and_the_suite_goes_on(tmp_path: Path) -> None:

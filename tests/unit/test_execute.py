@@ -113,5 +113,9 @@ def test_request_carries_provenance_and_validates(tmp_path: Path) -> None:
     launch = plan(suite)[0]
     request = build_request(suite, launch, "inv-1", {"lembench_version": "x", "runtime": "local"})
     assert request["cycles"] == 2 and request["base_dir"] == str(tmp_path)
-    assert [e["run_id"] for e in request["experiments"]] == ["inv-1-c1", "inv-1-c1"]
+    # One run id per experiment run, though both share the invocation and the cycle.
+    assert [e["run_id"] for e in request["experiments"]] == [
+        f"inv-1-{e['experiment_id'][:6]}-c1" for e in request["experiments"]
+    ]
+    assert len({e["run_id"] for e in request["experiments"]}) == 2
     assert "HF_TOKEN" not in json.dumps(request)

@@ -14,10 +14,9 @@ from lembench.report.charts import (
     fmt_num,
     pareto_chart,
     pareto_front,
-    power_series,
-    timeline_chart,
 )
 from lembench.report.data import Stat, request_batches
+from lembench.report.timeline import power_series, timeline_chart
 
 XSS = "<img src=x onerror=alert(1)>"
 

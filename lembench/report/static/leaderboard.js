@@ -48,27 +48,84 @@
     });
   }
 
+  /* Filters: the group (hardware x task) select, a text search and one select per column filter.
+     Ranks and ratings compare rows of one group only: the all-rows view hides them. */
   function setUpFilters(form) {
     var selects = form.querySelectorAll("select[data-filter]");
+    var search = form.querySelector("input[data-search]");
+    var group = form.querySelector("select[data-filter=group]");
     var rows = document.querySelectorAll("table.leaderboard tbody tr");
+    var summaries = document.querySelectorAll("table.group-summary tbody tr");
+    var figures = document.querySelectorAll("figure.group-chart");
     var status = document.getElementById("filter-status");
+    var texts = Array.prototype.map.call(rows, function (row) { return row.textContent.toLowerCase(); });
     function apply() {
       var shown = 0;
-      Array.prototype.forEach.call(rows, function (row) {
+      var needle = search ? search.value.trim().toLowerCase() : "";
+      Array.prototype.forEach.call(rows, function (row, i) {
         var ok = true;
         Array.prototype.forEach.call(selects, function (s) {
           if (s.value !== "" && row.getAttribute("data-" + s.getAttribute("data-filter")) !== s.value) ok = false;
         });
+        if (ok && needle && texts[i].indexOf(needle) < 0) ok = false;
         row.hidden = !ok;
         if (ok) shown++;
       });
-      if (status) status.textContent = "Showing " + shown + " of " + rows.length + " experiments on this page";
+      var picked = group ? group.value : "";
+      Array.prototype.forEach.call(summaries, function (tr) {
+        tr.classList.toggle("picked", picked !== "" && tr.getAttribute("data-group") === picked);
+      });
+      Array.prototype.forEach.call(figures, function (f) {
+        f.hidden = picked !== "" && f.getAttribute("data-group") !== picked;
+      });
+      document.body.classList.toggle("all-rows", picked === "");
+      applyColumns();
+      if (status) {
+        status.textContent = "Showing " + shown + " of " + rows.length + " experiments on this page" +
+          (picked === "" ? " (all groups: not ranked against each other)" : " in " + picked);
+      }
     }
     form.addEventListener("change", apply);
+    form.addEventListener("input", apply);
     form.addEventListener("reset", function () { window.setTimeout(apply, 0); });
     form.addEventListener("submit", function (e) { e.preventDefault(); });
+    Array.prototype.forEach.call(document.querySelectorAll("button.pick-group"), function (b) {
+      b.addEventListener("click", function () {
+        if (!group) return;
+        group.value = b.getAttribute("data-group");
+        apply();
+        var board = document.getElementById("filters");
+        if (board) board.scrollIntoView();
+      });
+    });
+    if (group && group.getAttribute("data-default")) group.value = group.getAttribute("data-default");
     form.hidden = false;
     apply();
+  }
+
+  /* Column chooser: columns not ticked are hidden; in the all-rows view rank and rating are too
+     (they are ranks within a group). */
+  function applyColumns() {
+    var boxes = document.querySelectorAll("input[data-col]");
+    if (!boxes.length) return;
+    var hide = {};
+    var allRows = document.body.classList.contains("all-rows");
+    Array.prototype.forEach.call(boxes, function (b) {
+      var key = b.getAttribute("data-col");
+      hide[key] = !b.checked || (allRows && (key === "rank" || key === "rating"));
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("table.leaderboard"), function (table) {
+      if (!table.tHead) return;
+      var heads = table.tHead.rows[0].cells;
+      var hidden = [];
+      for (var i = 0; i < heads.length; i++) {
+        hidden[i] = !!hide[heads[i].getAttribute("data-col")];
+        heads[i].hidden = hidden[i];
+      }
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        for (var j = 0; j < row.cells.length; j++) row.cells[j].hidden = hidden[j];
+      });
+    });
   }
 
   function init() {
