@@ -149,8 +149,12 @@ def _ingest(
     returncode: int | None,
     log: Path,
     started_at: str,
+    amend: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> StoredRun:
-    """Store the harness's result for ``exp`` (validated on the host), or a failure record."""
+    """Store the harness's result for ``exp`` (validated on the host), or a failure record.
+    ``amend`` adds what the runtime knows and the harness cannot (the slurm runtime's job
+    provenance) to either, before validation."""
+    amend = amend or (lambda r: r)
     path = io_dir / RESULTS_DIR / f"{exp['experiment_id']}.json"
     raw: bytes | None = None
     result: dict[str, Any] | None = None
@@ -168,18 +172,21 @@ def _ingest(
         if problem is None:
             timeline = io_dir / TIMELINES_DIR / f"{exp['experiment_id']}.jsonl"
             files = {TIMELINE_FILE: timeline} if timeline.is_file() else None
+            result = amend(result)
             try:
                 return StoredRun(store.store(result, log=log, files=files), result)
             except ValueError as e:
                 problem = str(e)
-        result = failed_result(
-            request, exp, request_sha, started_at, now_iso(), "invalid_result", problem
+        result = amend(
+            failed_result(
+                request, exp, request_sha, started_at, now_iso(), "invalid_result", problem
+            )
         )
     else:
         reason, message = outcome_reason
         code = returncode if returncode is not None and returncode >= 0 else None
-        result = failed_result(
-            request, exp, request_sha, started_at, now_iso(), reason, message, code
+        result = amend(
+            failed_result(request, exp, request_sha, started_at, now_iso(), reason, message, code)
         )
     return StoredRun(store.store(result, log=log, raw=raw), result)
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from lembench.store import ResultStore, StoredRun
 from lembench.suite import Suite
+
+if TYPE_CHECKING:
+    from lembench.slurm_cli import SlurmRunArgs
 
 
 @dataclass
@@ -39,13 +43,21 @@ def run_suite(
     *,
     resume: bool = False,
     runtime_name: str | None = None,
+    slurm: SlurmRunArgs | None = None,
 ) -> SuiteRunOutcome:
     """Run every experiment of ``suite`` that is not stored yet (``resume``) and store the results.
 
     Prints the plan, live progress (on ``err``), a summary table of this invocation's runs and where
     they were stored. Failed experiments are stored with their reason and do not stop the suite;
     the caller decides the exit code from ``outcome.failed``.
+
+    The slurm runtime (``runtime_name`` or the suite's ``runtime``) submits job arrays instead
+    (lembench.slurm_cli.run_on_slurm, with ``slurm``'s flags).
     """
+    if (runtime_name or suite.settings.get("runtime")) == "slurm":
+        from lembench.slurm_cli import SlurmRunArgs, run_on_slurm
+
+        return run_on_slurm(suite, results_dir, out, err, resume, slurm or SlurmRunArgs())
     from lembench.display import Progress, summary_table
     from lembench.execute import new_invocation_id, run_launches
     from lembench.plan import plan

@@ -47,6 +47,7 @@ SETTINGS = (
     "gap_s",
     "timeout_s",
     "measurement",
+    "slurm",
 )
 
 
@@ -73,6 +74,20 @@ class Suite:
     sweep: dict[str, list[Any]]  # dotted path -> values, as written (after _extends)
 
 
+def _check_slurm_version(doc: dict[str, Any], display: str) -> None:
+    """The slurm runtime and its block came with suite schema_version 4."""
+    if doc["schema_version"] >= 4:
+        return
+    key = "slurm" if "slurm" in doc else "runtime" if doc.get("runtime") == "slurm" else None
+    if key is not None:
+        raise UserError(
+            f"needs schema_version: 4 (this suite says {doc['schema_version']}); "
+            "set schema_version: 4",
+            file=display,
+            key=key,
+        )
+
+
 def load_suite(path: str | Path) -> Suite:
     """Load, validate and expand the suite file at ``path``.
 
@@ -91,6 +106,7 @@ def load_suite(path: str | Path) -> Suite:
         parts, message = explain(error)
         raise UserError(message, file=display, key=format_path(parts))
 
+    _check_slurm_version(doc, display)
     filled = fill_defaults(doc, "")
     _check_meters(filled["measurement"]["meters"], display)
     settings = {key: filled[key] for key in SETTINGS}
