@@ -143,8 +143,14 @@ def inner_runtime(manifest: dict[str, Any], io_dir: Path, environ: Mapping[str, 
     return LocalRuntime()
 
 
-def run_task(invocation_dir: Path, offset: int, environ: Mapping[str, str]) -> int:
-    """Run and store this task's launch; returns the process exit status (0 once stored)."""
+def run_task(
+    invocation_dir: Path,
+    offset: int,
+    environ: Mapping[str, str],
+    runtime: Runtime | None = None,
+) -> int:
+    """Run and store this task's launch; returns the process exit status (0 once stored).
+    ``runtime``: the inner runtime (default: the manifest's ``inner``)."""
     from lembench.execute import _failure_reason, _ingest
 
     manifest = json.loads((invocation_dir / MANIFEST).read_text("utf-8"))
@@ -170,7 +176,8 @@ def run_task(invocation_dir: Path, offset: int, environ: Mapping[str, str]) -> i
     store = ResultStore(Path(manifest["results_dir"]))
     timeout_s = float(manifest["settings"]["timeout_s"])
     started_at = now_iso()
-    outcome = inner_runtime(manifest, io_dir, environ).launch(io_dir, timeout_s)
+    runtime = runtime or inner_runtime(manifest, io_dir, environ)
+    outcome = runtime.launch(io_dir, timeout_s)
     shared_at_end = other_jobs_on_node(slurm["node"], slurm["job_id"])
     seen = [s for s in (shared_at_start, shared_at_end) if s is not None]
     slurm["node_shared"] = any(seen) if seen else None
