@@ -303,3 +303,22 @@ def test_plan_emit_sbatch_writes_scripts_and_submits_nothing(
         "#SBATCH --gres=gpu:1" in script.read_text() and "#SBATCH --array=0-3" in script.read_text()
     )
     assert slurm.calls("sbatch") == []
+
+
+def test_ingest_validates_again_what_no_store_of_this_version_stamped(
+    slurm: FakeSlurm, tmp_path: Path
+) -> None:
+    _, _, prepared = _prepared(tmp_path)
+    submit(prepared)
+    for task in range(2):
+        run_task(prepared.path, 0, _task_env("100", task), _template_runtime(tmp_path))
+    runs, problems = ingest(prepared.path)
+    assert len(runs) == 2 and len(problems) == 2
+    # A result changed after its store validated it, stamp removed: found invalid on ingest.
+    path = runs[0].path / "result.json"
+    bad = json.loads(path.read_text())
+    del bad["provenance"]["stored_by"]
+    bad["metrics"]["tokens_out"] = "many"
+    path.write_text(json.dumps(bad))
+    runs, problems = ingest(prepared.path)
+    assert len(runs) == 1 and any("tokens_out" in p for p in problems)
