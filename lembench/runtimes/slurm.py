@@ -171,7 +171,8 @@ def prepare(
 
 
 def _refusal(proc: subprocess.CompletedProcess[str]) -> UserError:
-    said = " ".join((proc.stderr or proc.stdout or "").split()) or f"exit {proc.returncode}"
+    said = " ".join((proc.stderr or proc.stdout or "").replace("sbatch: error:", "").split())
+    said = said or f"exit {proc.returncode}"
     key = next((k for pattern, k in KEY_BY_MESSAGE if pattern.search(said)), "slurm")
     return UserError(f"sbatch refused the job: {said}", key=key)
 
