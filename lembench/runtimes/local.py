@@ -56,7 +56,7 @@ class LocalRuntime(Runtime):
     name = "local"
 
     def __init__(
-        self, command: Sequence[str] | None = None, keep_env_prefixes: tuple[str, ...] = ()
+        self, command: Sequence[str] | None = None, *, keep_env_prefixes: tuple[str, ...] = ()
     ) -> None:
         # The harness entry point; ``run <request>`` is appended. Tests substitute a program of
         # their own to exercise timeouts and exit codes with real processes.

@@ -75,8 +75,8 @@ CASES = [
     ),
     pytest.param(HEAD, "s.yaml: experiment: required key missing", id="missing experiment"),
     pytest.param(
-        OK.replace("schema_version: 1", "schema_version: 4"),
-        "s.yaml: schema_version: 4 is not allowed; allowed: 1, 2, 3",
+        OK.replace("schema_version: 1", "schema_version: 5"),
+        "s.yaml: schema_version: 5 is not allowed; allowed: 1, 2, 3, 4",
         id="schema_version",
     ),
     pytest.param(
@@ -100,7 +100,7 @@ CASES = [
     pytest.param(
         OK + "runtime: dockr\n",
         "s.yaml: runtime: 'dockr' is not allowed; did you mean 'docker'? "
-        "allowed: auto, local, docker",
+        "allowed: auto, local, docker, slurm",
         id="runtime enum",
     ),
     pytest.param(
