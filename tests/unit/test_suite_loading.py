@@ -59,6 +59,15 @@ def test_settings_defaults_filled(tmp_path: Path) -> None:
             "timeline_interval_s": 0.1,
             "cv_threshold": 0.1,
         },
+        "slurm": {
+            **dict.fromkeys(
+                ("partition", "account", "qos", "time", "gpus", "constraint", "cpus_per_task"),
+                None,
+            ),
+            **dict.fromkeys(("mem", "throttle", "container_image", "python"), None),
+            "extra": [],
+            "inner": "local",
+        },
         "description": "",
     }
 
