@@ -85,6 +85,9 @@ SelectTypeParameters=CR_Core_Memory
 SlurmUser=root
 ReturnToService=2
 MaxArraySize=1001
+# Array tasks count against MaxJobCount (default 10,000) while finished ones are kept for
+# MinJobAge: room for the 10,000-task scale benchmark next to the tier's jobs.
+MaxJobCount=50000
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid

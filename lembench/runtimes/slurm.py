@@ -196,9 +196,19 @@ def submit(prepared: Prepared) -> list[str]:
         raise
     job_ids = []
     for script, entry in zip(prepared.scripts, prepared.manifest["arrays"], strict=True):
-        proc = _call([sbatch, "--parsable", str(prepared.path / script.name)])
-        if proc.returncode != 0:  # accepted by --test-only, refused now: say so, keep what runs
-            raise _refusal(proc)
+        try:
+            proc = _call([sbatch, "--parsable", str(prepared.path / script.name)])
+            if proc.returncode != 0:  # accepted by --test-only, refused now
+                raise _refusal(proc)
+        except UserError as e:
+            if not job_ids:
+                shutil.rmtree(prepared.path, ignore_errors=True)
+                raise
+            # Some arrays run already: say which, so they can be followed or cancelled.
+            raise UserError(
+                f"{e} (arrays {' '.join(job_ids)} were submitted before; `lembench status` "
+                "follows them, scancel stops them)"
+            ) from None
         entry["job_id"] = proc.stdout.strip().split(";")[0]
         job_ids.append(entry["job_id"])
         write_json_atomic(prepared.path / MANIFEST, prepared.manifest)
