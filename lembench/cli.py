@@ -23,6 +23,13 @@ from lembench.images import images_group
 from lembench.options import EXIT_SOME_FAILED, console, results_dir_option, runtime_option
 from lembench.report.commands import export_command, report_command
 from lembench.reproduce.commands import reproduce_command
+from lembench.slurm_cli import (
+    SlurmRunArgs,
+    overrides_from,
+    plan_command,
+    slurm_options,
+    status_command,
+)
 
 EXIT_INTERRUPTED = 130
 #: As a shell reports a process killed by SIGPIPE.
@@ -45,13 +52,31 @@ def cli() -> None:
     "--resume", is_flag=True, help="Skip runs already stored successfully for this suite."
 )
 @runtime_option
-def run(suite_file: str, results_dir: Path, resume: bool, runtime_name: str | None) -> None:
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Slurm: submit the job arrays, print their ids and return (`lembench status` follows).",
+)
+@click.option("--requeue", is_flag=True, help="Slurm: resubmit a preempted array task once.")
+@slurm_options
+def run(
+    suite_file: str,
+    results_dir: Path,
+    resume: bool,
+    runtime_name: str | None,
+    no_wait: bool,
+    requeue: bool,
+    **slurm_flags: object,
+) -> None:
     """Run every experiment of SUITE (a YAML file) and store the results."""
     from lembench.suite import load_suite
     from lembench.suite_run import run_suite
 
     suite = load_suite(suite_file)  # every input check happens here, before anything is written
-    outcome = run_suite(suite, results_dir, out, err, resume=resume, runtime_name=runtime_name)
+    slurm = SlurmRunArgs(overrides_from(slurm_flags), wait=not no_wait, requeue=requeue)
+    outcome = run_suite(
+        suite, results_dir, out, err, resume=resume, runtime_name=runtime_name, slurm=slurm
+    )
     if outcome.failed:
         raise SystemExit(EXIT_SOME_FAILED)
 
@@ -221,6 +246,8 @@ cli.add_command(advise_command)
 cli.add_command(estimate_command)
 cli.add_command(audit_command)
 cli.add_command(compare_command)
+cli.add_command(status_command)
+cli.add_command(plan_command)
 results.add_command(export_command)
 
 

@@ -86,9 +86,15 @@ def controller_provenance(suite: Suite, runtime: str) -> dict[str, Any]:
 
 
 def build_request(
-    suite: Suite, launch: Launch, invocation_id: str, controller: dict[str, Any]
+    suite: Suite,
+    launch: Launch,
+    invocation_id: str,
+    controller: dict[str, Any],
+    validate: bool = True,
 ) -> dict[str, Any]:
-    """The request.json of one launch (validated against request.schema.json)."""
+    """The request.json of one launch (validated against request.schema.json unless
+    ``validate`` is false: the slurm runtime writes thousands at once and checks the first, as
+    every request is built by this same code from configs the suite loader validated)."""
     request = {
         "schema_version": schema_version("request"),
         "suite": suite.name,
@@ -112,7 +118,7 @@ def build_request(
         ],
         "controller": controller,
     }
-    error = first_error("request", request)
+    error = first_error("request", request) if validate else None
     if error is not None:  # our own bug, not the user's
         raise RuntimeError(
             f"controller built an invalid request: {error_path(error)}: {error.message}"
@@ -160,8 +166,12 @@ def _ingest(
     returncode: int | None,
     log: Path,
     started_at: str,
+    amend: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> StoredRun:
-    """Store the harness's result for ``exp`` (validated on the host), or a failure record."""
+    """Store the harness's result for ``exp`` (validated on the host), or a failure record.
+    ``amend`` adds what the runtime knows and the harness cannot (the slurm runtime's job
+    provenance) to either, before validation."""
+    amend = amend or (lambda r: r)
     path = io_dir / RESULTS_DIR / f"{exp['experiment_id']}.json"
     raw: bytes | None = None
     result: dict[str, Any] | None = None
@@ -179,19 +189,22 @@ def _ingest(
         if problem is None:
             timeline = io_dir / TIMELINES_DIR / f"{exp['experiment_id']}.jsonl"
             files = {TIMELINE_FILE: timeline} if timeline.is_file() else None
+            result = amend(result)
             try:
                 run_dir = store.store(result, log=log, files=files, redactor=redactor)
                 return StoredRun(run_dir, redactor.document(result))
             except ValueError as e:
                 problem = str(e)
-        result = failed_result(
-            request, exp, request_sha, started_at, now_iso(), "invalid_result", problem
+        result = amend(
+            failed_result(
+                request, exp, request_sha, started_at, now_iso(), "invalid_result", problem
+            )
         )
     else:
         reason, message = outcome_reason
         code = returncode if returncode is not None and returncode >= 0 else None
-        result = failed_result(
-            request, exp, request_sha, started_at, now_iso(), reason, message, code
+        result = amend(
+            failed_result(request, exp, request_sha, started_at, now_iso(), reason, message, code)
         )
     run_dir = store.store(result, log=log, raw=raw, redactor=redactor)
     return StoredRun(run_dir, redactor.document(result))

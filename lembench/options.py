@@ -31,6 +31,6 @@ results_dir_option = click.option(
 runtime_option = click.option(
     "--runtime",
     "runtime_name",
-    type=click.Choice(["auto", "local", "docker"]),
+    type=click.Choice(["auto", "local", "docker", "slurm"]),
     help="Override the suite's runtime.",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -19,6 +19,9 @@ from lembench.store_lock import prepare_folder, suite_lock
 from lembench.store_recovery import recover
 from lembench.suite import Suite
 from lembench.walltime import WallTimes
+
+if TYPE_CHECKING:
+    from lembench.slurm_cli import SlurmRunArgs
 
 
 @dataclass
@@ -49,13 +52,21 @@ def run_suite(
     *,
     resume: bool = False,
     runtime_name: str | None = None,
+    slurm: SlurmRunArgs | None = None,
 ) -> SuiteRunOutcome:
     """Run every experiment of ``suite`` that is not stored yet (``resume``) and store the results.
 
     Prints the plan, live progress (on ``err``), a summary table of this invocation's runs and where
     they were stored. Failed experiments are stored with their reason and do not stop the suite;
     the caller decides the exit code from ``outcome.failed``.
+
+    The slurm runtime (``runtime_name`` or the suite's ``runtime``) submits job arrays instead
+    (lembench.slurm_cli.run_on_slurm, with ``slurm``'s flags).
     """
+    if (runtime_name or suite.settings.get("runtime")) == "slurm":
+        from lembench.slurm_cli import SlurmRunArgs, run_on_slurm
+
+        return run_on_slurm(suite, results_dir, out, err, resume, slurm or SlurmRunArgs())
     store = ResultStore(results_dir)
     folder = store.root / suite.name
     prepare_folder(folder)  # writable, with room: else one line, exit 2, nothing started

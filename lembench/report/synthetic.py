@@ -303,12 +303,13 @@ def demo(root: Path, cycles: int = 3) -> int:
     """A small, varied synthetic results folder (for screenshots and browser tests); returns the
     number of runs written."""
     n = 0
+    fp8 = {"vllm": {"quantization": "fp8"}}
     grid = [
         ("synthetic/demo-8b", "vllm", "bf16", "NVIDIA H100 80GB HBM3", None),
         ("synthetic/demo-8b", "pytorch", "bf16", "NVIDIA H100 80GB HBM3", None),
         # Quantisation is an engine option (vLLM's fp8) or the GGUF file, never a precision: the
         # result schema allows fp32/fp16/bf16 only, and the store skips anything invalid.
-        ("synthetic/demo-8b", "vllm", "bf16", "NVIDIA H100 80GB HBM3", {"vllm": {"quantization": "fp8"}}),
+        ("synthetic/demo-8b", "vllm", "bf16", "NVIDIA H100 80GB HBM3", fp8),
         ("synthetic/demo-8b-Q4_K_M.gguf", "llamacpp", "fp16", "NVIDIA L4", None),
         ("synthetic/demo-1b", "pytorch", "fp32", None, None),
     ]  # fmt: skip

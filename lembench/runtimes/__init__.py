@@ -4,6 +4,9 @@ controller) or ``docker`` (a container of the backend's image on a Docker-compat
 ``runtime: auto`` (the default) picks docker when an engine is reachable and the image of every
 backend of the suite exists for this lembench version, else local, and says which and why in one
 line.
+
+``slurm`` is not one of these per-launch runtimes: it submits all launches at once as job arrays
+and each array task runs one of the above on its node (lembench.runtimes.slurm, docs/slurm.md).
 """
 
 from __future__ import annotations

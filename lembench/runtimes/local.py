@@ -56,10 +56,15 @@ class LocalRuntime(Runtime):
 
     name = "local"
 
-    def __init__(self, command: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, command: Sequence[str] | None = None, *, keep_env_prefixes: tuple[str, ...] = ()
+    ) -> None:
         # The harness entry point; ``run <request>`` is appended. Tests substitute a program of
         # their own to exercise timeouts and exit codes with real processes.
         self.command = list(command or [sys.executable, "-m", "harness"])
+        # Variables kept beside the allowlist: the slurm runtime's pyxis launcher (srun) needs
+        # the job's SLURM_* variables to run inside the job's allocation.
+        self.keep_env_prefixes = keep_env_prefixes
 
     def launch(
         self, io_dir: Path, timeout_s: float, on_poll: Callable[[], None] | None = None
@@ -72,13 +77,7 @@ class LocalRuntime(Runtime):
             proc = subprocess.Popen(
                 cmd,
                 cwd=io_dir,
-                env=_with_harness_source(
-                    {
-                        **harness_environment(secrets=requested_secrets(io_dir)),
-                        # The harness kills its process group once we are gone (kill -9 too).
-                        **lifeline_environment(os.getpid()),
-                    }
-                ),
+                env=self._environment(io_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -100,3 +99,17 @@ class LocalRuntime(Runtime):
             if on_poll is not None:
                 on_poll()
         return LaunchOutcome(proc.returncode, timed_out, time.monotonic() - start, log_path)
+
+    def _environment(self, io_dir: Path) -> dict[str, str]:
+        env = _with_harness_source(
+            {
+                **harness_environment(secrets=requested_secrets(io_dir)),
+                # The harness kills its process group once we are gone (kill -9 too).
+                **lifeline_environment(os.getpid()),
+            }
+        )
+        if self.keep_env_prefixes:
+            env.update(
+                {k: v for k, v in os.environ.items() if k.startswith(self.keep_env_prefixes)}
+            )
+        return env

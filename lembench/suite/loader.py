@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -49,6 +50,7 @@ SETTINGS = (
     "gap_s",
     "timeout_s",
     "measurement",
+    "slurm",
 )
 
 
@@ -93,18 +95,11 @@ def load_suite(path: str | Path) -> Suite:
         parts, message = explain(error)
         raise UserError(message, file=display, key=format_path(parts))
 
-    if "network" in doc and doc["schema_version"] < 4:
-        raise UserError(
-            f"needs schema_version: 4 (this suite says {doc['schema_version']}); "
-            "set schema_version: 4",
-            file=display,
-            key="network",
-        )
+    _version_4_settings(doc, display)
     filled = fill_defaults(doc, "")
     _check_meters(filled["measurement"]["meters"], display)
     settings = {key: filled[key] for key in SETTINGS}
     settings["description"] = filled.get("description", "")
-    _version_4_settings(doc, display)
     settings["gap"] = filled.get("gap")
     settings["convergence"] = None
     if isinstance(settings["cycles"], dict):
@@ -237,12 +232,23 @@ def _validate_experiment(
         _fail(str(exc), doc, point, ["backend"], display)
 
 
+#: Suite-level settings that came with suite schema_version 4, and when a suite uses them
+#: (experiment keys of version 4: lembench.suite.defaults.version_4_keys).
+VERSION_4_SETTINGS: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
+    ("network", lambda doc: "network" in doc),
+    ("cycles", lambda doc: isinstance(doc.get("cycles"), dict)),  # a convergence rule
+    ("gap", lambda doc: "gap" in doc),
+    ("slurm", lambda doc: "slurm" in doc),
+    ("runtime", lambda doc: doc.get("runtime") == "slurm"),
+)
+
+
 def _version_4_settings(doc: dict[str, Any], display: str) -> None:
-    """cycles as a convergence rule and the thermal gap need a suite that says schema_version 4."""
+    """Settings of suite schema_version 4 need a suite that says so (one line, exit 2)."""
     if doc["schema_version"] >= 4:
         return
-    for key, used in (("cycles", isinstance(doc.get("cycles"), dict)), ("gap", "gap" in doc)):
-        if used:
+    for key, used in VERSION_4_SETTINGS:
+        if used(doc):
             raise UserError(
                 f"needs schema_version: 4 (this suite says {doc['schema_version']}); "
                 "set schema_version: 4",

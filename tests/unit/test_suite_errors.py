@@ -100,7 +100,7 @@ CASES = [
     pytest.param(
         OK + "runtime: dockr\n",
         "s.yaml: runtime: 'dockr' is not allowed; did you mean 'docker'? "
-        "allowed: auto, local, docker",
+        "allowed: auto, local, docker, slurm",
         id="runtime enum",
     ),
     pytest.param(

@@ -62,6 +62,15 @@ def test_settings_defaults_filled(tmp_path: Path) -> None:
         },
         "gap": None,
         "convergence": None,
+        "slurm": {
+            **dict.fromkeys(
+                ("partition", "account", "qos", "time", "gpus", "constraint", "cpus_per_task"),
+                None,
+            ),
+            **dict.fromkeys(("mem", "throttle", "container_image", "python"), None),
+            "extra": [],
+            "inner": "local",
+        },
         "description": "",
     }
 
