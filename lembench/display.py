@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import polars as pl
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
@@ -137,10 +137,11 @@ def short_workload(label: str | None) -> str:
     return escape((label or "-").removeprefix("synthetic "))
 
 
-def summary_table(summary: pl.DataFrame, title: str) -> Table:
+def summary_table(summary: pl.DataFrame, title: str) -> RenderableType:
     """One row per experiment with mean ± the 95% CI half-width over cycles, sorted by the swept
     keys, laid out for 100 columns; experiment ids shortened to the shortest unique prefix
-    (``results show`` takes it). TTFT and FLOPs are in ``results show`` and the report."""
+    (``results show`` takes it). TTFT and FLOPs are in ``results show`` and the report. Scored
+    (HumanEval) experiments get a second table below: pass@1 and J per solved task."""
     from lembench.advice.data import short_ids
 
     summary = sort_swept(summary)
@@ -156,9 +157,6 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
     table.add_column("J/out tok ±", justify="right", overflow="fold", min_width=7, ratio=2)
     table.add_column("tok/s ±", justify="right", overflow="fold", min_width=7, ratio=2)
     table.add_column("ITL ms", justify="right", no_wrap=True)
-    if scored:
-        table.add_column("pass@1 ±", justify="right", overflow="fold")
-        table.add_column("J/solved ±", justify="right", overflow="fold")
     table.add_column("energy", overflow="fold", min_width=6, ratio=2)
     table.add_column("runs", justify="right", overflow="fold")
     for row in summary.iter_rows(named=True):
@@ -167,9 +165,6 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
             runs += f" [red]+{row['n_failed']} failed ({escape(row['errors'] or '')})[/red]"
         if row.get("convergence"):
             runs += f" ({convergence_label(row)})"
-        quality = (
-            (fmt_ci(row, "pass_at_1", ".3f"), fmt_ci(row, "j_per_solved_task")) if scored else ()
-        )
         table.add_row(
             short.get(row["experiment_id"], row["experiment_id"]),
             model_cell(row["model"], _is_dummy(row.get("variant"))),
@@ -179,12 +174,25 @@ def summary_table(summary: pl.DataFrame, title: str) -> Table:
             fmt_ci(row, "j_per_output_token"),
             fmt_ci(row, "throughput_out_tok_s", ".3g"),
             fmt_ms(row["itl_p50_s_mean"]),
-            *quality,
             short_method(row["energy_method"], row["energy_is_estimate"])
             + (f"; {system}" if (system := system_label(row)) else ""),
             runs,
         )
-    return table
+    if not scored:
+        return table
+    # Two more columns would not fit in 100: the quality figures get their own table.
+    quality = Table(title="scored experiments")
+    quality.add_column("exp.", no_wrap=True)
+    quality.add_column("pass@1 ±", justify="right", no_wrap=True)
+    quality.add_column("J/solved task ±", justify="right", no_wrap=True)
+    for row in summary.iter_rows(named=True):
+        if row.get("pass_at_1_n"):
+            quality.add_row(
+                short.get(row["experiment_id"], row["experiment_id"]),
+                fmt_ci(row, "pass_at_1", ".3f"),
+                fmt_ci(row, "j_per_solved_task"),
+            )
+    return Group(table, quality)
 
 
 def runs_table(frame: pl.DataFrame) -> Table:
