@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,26 @@ def _version(dist: str) -> str | None:
         return None
 
 
+#: Words in PID 1's cgroup path that name a container engine.
+_CGROUP_ENGINES = ("docker", "libpod", "containerd", "kubepods", "lxc")
+
+
+def in_container(root: Path = Path("/"), environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process runs in a container. A read-only root (lembench's hardened
+    containers) hides the marker files (podman writes no /run/.containerenv then), so the
+    ``container`` variable podman and systemd-nspawn set and PID 1's cgroup count too."""
+    env = os.environ if environ is None else environ
+    if (root / ".dockerenv").exists() or (root / "run/.containerenv").exists():
+        return True
+    if env.get("container"):
+        return True
+    try:
+        cgroup = (root / "proc/1/cgroup").read_text("utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(word in cgroup for word in _CGROUP_ENGINES)
+
+
 def snapshot(telemetry: Any = None) -> dict[str, Any]:
     """Python, OS, CPU, memory, the experiment's GPUs (``Telemetry.static()``: NVML or AMD SMI
     through the device layer; [] without one) and package versions of this environment."""
@@ -81,7 +102,7 @@ def snapshot(telemetry: Any = None) -> dict[str, Any]:
         "memory_total_bytes": mem_total,
         "gpus": telemetry.static() if telemetry is not None else [],
         "packages": {name: _version(name) for name in PACKAGES},
-        "in_container": Path("/.dockerenv").exists() or Path("/run/.containerenv").exists(),
+        "in_container": in_container(),
         # Set by the container runtime that launched this harness (the image's content digest).
         "container_image_digest": os.environ.get("LEMBENCH_IMAGE_DIGEST"),
     }

@@ -25,6 +25,7 @@ from typing import Any
 
 from harness import __version__
 from harness.contract.exitcodes import ExitCode
+from harness.hardware.environment import in_container
 
 
 def engines() -> dict[str, tuple[str, ...]]:
@@ -237,7 +238,7 @@ def report(backends: list[str] | None = None) -> dict[str, Any]:
         "harness_version": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        "in_container": in_container(),
         "image_digest": os.environ.get("LEMBENCH_IMAGE_DIGEST"),
         "gpus": gpus,
         "rapl": rapl,

@@ -162,14 +162,18 @@ def test_example_suite_end_to_end(server: str, tmp_path: Path) -> None:
         # llama-cpp-python's server sends no llama-server timings: prefill spans start at
         # submission and the window is split by share of work (queue time is not prefill).
         phases = r["energy"]["phases"]
-        assert phases["attribution"] == "work_share:submitted" and phases["closure_ok"]
+        assert phases["attribution"] == "work_share:submitted"
+        # codecarbon on CPU: a time share adds up by construction, so closure is not a check.
+        assert phases["closure_ok"] is (None if phases["method"] == "time_share" else True)
         shares = [q["energy_j"] for q in r["requests"]]
         assert all(e >= 0 for e in shares)
         assert sum(shares) <= r["metrics"]["energy_total_j"] * (1 + 1e-9)
         assert r["metrics"]["j_per_request_attributed"]["n"] == 8
         assert r["goodput"]["limits"][0]["name"] == "ttft" and r["goodput"]["requests_met"] >= 0
-        assert r["metrics"]["tokens_out"] == 8 * 16
         assert r["provenance"]["model"]["token_counts"] == "tokenizer"
+        # This server sends no usage: the streamed text is re-tokenized, and 16 generated tokens
+        # can re-encode as 15 where two pieces merge (seen: 127 of 128).
+        assert 8 * 15 <= r["metrics"]["tokens_out"] <= 8 * 16
         print(json.dumps({"qps": t["qps_target"], "achieved": t["qps_achieved"],
                           "metrics": {k: r["metrics"].get(k) for k in (
                               "throughput_out_tok_s", "j_per_output_token", "energy_total_j",

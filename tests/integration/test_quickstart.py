@@ -53,7 +53,9 @@ def test_quickstart_succeeds_and_summarises(quickstart) -> None:
     _, proc = quickstart
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for header in ("J/out tok", "energy method", "tok/s", "TTFT p50 ms", "ITL p50 ms", "FLOPs/tok"):
+    # The run summary is laid out for 100 columns (TTFT and FLOPs are in `results show`).
+    assert max(len(line) for line in out.splitlines() if "│" in line or "┃" in line) <= 100
+    for header in ("J/out", "energy", "tok/s ±", "ITL ms", "95% confidence interval"):
         assert header in out
     assert "4 runs stored under" in out and "0 failed" in out
     assert "Traceback" not in proc.stderr
@@ -71,7 +73,11 @@ def test_every_result_validates_and_counts_are_real(quickstart) -> None:
         (4, 1),
         (4, 2),
     ]
-    assert len({r["run_id"] for r in results}) == 2  # one run id per cycle of this invocation
+    # One run id per experiment run: <invocation>-<experiment>-c<cycle>.
+    assert len({r["run_id"] for r in results}) == 4
+    assert len({r["invocation_id"] for r in results}) == 1
+    for r in results:
+        assert r["run_id"].startswith(r["invocation_id"]) and r["run_id"].endswith(f"c{r['cycle']}")
     for r in results:
         assert validation_problem(r) is None
         assert r["status"] == "ok"
