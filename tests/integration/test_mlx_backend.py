@@ -116,3 +116,37 @@ def test_in_memory_quantisation_counts_unpacked_parameters(resolved, prompts) ->
         assert [g.tokens_out for g in out] == [4, 4]
     finally:
         backend.unload()
+
+
+SUITE = """\
+schema_version: 3
+name: mlxcross
+experiment:
+  model: smollm2-135m
+  precision: fp32
+  device: cpu
+  warmup: {runs: 1}
+  workload: {kind: synthetic, num_prompts: 2, input_tokens: 16, output_tokens: 4,
+             exact_output: true, seed: 3}
+  llamacpp: {n_threads: 1}
+measurement: {idle_baseline_s: 0}
+sweep:
+  backend: [llamacpp, mlx]
+  batch_size: [2]
+"""
+
+
+def test_mlx_and_llamacpp_side_by_side_through_lembench_run(tmp_path) -> None:
+    pytest.importorskip("llama_cpp")
+    from tests.integration.test_quickstart import lembench, stored
+
+    (tmp_path / "s.yaml").write_text(SUITE)
+    proc = lembench("run", str(tmp_path / "s.yaml"), "--results-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    by = {r["config"]["backend"]: r for r in stored(tmp_path / "r", "mlxcross")}
+    assert set(by) == {"llamacpp", "mlx"} and all(r["status"] == "ok" for r in by.values())
+    for key in ("tokens_in", "tokens_out", "num_requests"):
+        assert by["mlx"]["metrics"][key] == by["llamacpp"]["metrics"][key], key
+    # One architecture, two engines: FLOPs per token agree (GGUF analytical vs mlx analytical).
+    f_mlx, f_llama = (by[b]["flops"]["per_output_token"] for b in ("mlx", "llamacpp"))
+    assert f_mlx == pytest.approx(f_llama, rel=0.01)
