@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("mlx_lm")
 pytest.importorskip("transformers")
 
-from harness.backends.base import Sampling
+from harness.backends.base import ModelLoadError, Sampling
 from harness.backends.mlxlm import MlxBackend
 from harness.models.refs import ModelRefError, resolve_ref
 from harness.workloads.synthetic import make_prompts
@@ -150,3 +150,27 @@ def test_mlx_and_llamacpp_side_by_side_through_lembench_run(tmp_path) -> None:
     # One architecture, two engines: FLOPs per token agree (GGUF analytical vs mlx analytical).
     f_mlx, f_llama = (by[b]["flops"]["per_output_token"] for b in ("mlx", "llamacpp"))
     assert f_mlx == pytest.approx(f_llama, rel=0.01)
+
+
+def test_an_mlx_quantised_folder_loads_as_stored(loaded, prompts, tmp_path) -> None:
+    """A model folder quantised by mlx-lm's own converter (what mlx-community publishes) loads
+    with its quantisation recorded; asking to quantise it again is refused."""
+    from mlx_lm import convert
+
+    _, info = loaded
+    folder = tmp_path / "smollm2-4bit"
+    convert(info.model["source"], mlx_path=str(folder), quantize=True, q_group_size=64, q_bits=4)
+    ref = resolve_ref(str(folder))
+    assert ref["kind"] == "path"
+    quantised = MlxBackend(ref, config())
+    qinfo = quantised.load()
+    try:
+        assert qinfo.model["quantization"]["bits"] == 4 and "4-bit affine g64" in qinfo.dtype
+        assert qinfo.model["params"] == SMOLLM2_PARAMS
+        out = quantised.generate(prompts, 4, exact=True)
+        assert [g.tokens_out for g in out] == [4, 4]
+    finally:
+        quantised.unload()
+    again = MlxBackend(ref, config(quantize={"bits": 4}))
+    with pytest.raises(ModelLoadError, match="already quantised"):
+        again.load()
