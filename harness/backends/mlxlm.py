@@ -127,6 +127,11 @@ class MlxBackend(Backend):
             log.warning("mlx: %s", THREADS_NOTE)
         self._mx, self._args = mx, args
         mx.set_default_device(mx.gpu if args.device == "gpu" else mx.cpu)
+        if args.device == "cpu":
+            from harness.hardware.threads import SOURCE_ENGINE_FIXED, ThreadSetting, allowed_cpus
+
+            # What really computes: one thread per operation, whatever was asked (THREADS_NOTE).
+            self.threads = ThreadSetting(1, SOURCE_ENGINE_FIXED, allowed_cpus())
         try:
             from mlx_lm.generate import BatchGenerator
 

@@ -63,6 +63,8 @@ def test_load_records_provenance_and_the_unapplied_threads(loaded) -> None:
     args = info.model["engine_args"]
     assert args["batching_used"] == "native" and args["threads_requested"] == 2
     assert "no CPU thread setting" in args["threads_note"]
+    backend, _ = loaded
+    assert (backend.threads.count, backend.threads.source) == (1, "engine_fixed")
     assert info.versions["mlx-lm"] and info.versions["mlx"]
 
 
