@@ -4,9 +4,10 @@
 # Idempotent: run it again at any time; it only installs what is missing or out of date.
 #
 #   ./setup.sh          install for running suites
-#   ./setup.sh --dev    also the test and lint tools (pytest, ruff, hadolint) and llama.cpp
+#   ./setup.sh --dev    also the test and lint tools (pytest, ruff, hadolint), llama.cpp and mlx
 #   ./setup.sh --llamacpp  also the llamacpp backend (llama-cpp-python builds from source: ~8 min
 #                       the first time on 2 cores; pip caches the wheel)
+#   ./setup.sh --mlx    also the mlx backend (mlx-lm; mlx[cpu] on Linux, Metal on macOS)
 #   ./setup.sh --images also build the container images that fit this machine (cpu; plus the
 #                       GPU images where NVIDIA GPUs are) when a container engine is reachable
 #
@@ -22,15 +23,17 @@ cd "$(dirname "$0")"
 
 dev=0
 llamacpp=0
+mlx=0
 images=0
 images_failed=0
 for arg in "$@"; do
   case "$arg" in
-    --dev) dev=1; llamacpp=1 ;;
+    --dev) dev=1; llamacpp=1; mlx=1 ;;
     --llamacpp) llamacpp=1 ;;
+    --mlx) mlx=1 ;;
     --images) images=1 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --llamacpp, --images, --help)" >&2; exit 2 ;;
+    *) echo "setup.sh: unknown option '$arg' (allowed: --dev, --llamacpp, --mlx, --images, --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -68,6 +71,7 @@ fi
 
 extras="cpu"
 [ "$llamacpp" = 1 ] && extras="$extras,llamacpp"
+[ "$mlx" = 1 ] && extras="$extras,mlx"
 [ "$dev" = 1 ] && extras="$extras,dev"
 if [ "$llamacpp" = 1 ] && ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
   say "llama-cpp-python is built from source the first time (about 8 minutes on 2 cores)"

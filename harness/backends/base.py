@@ -81,6 +81,10 @@ class Generation:
     token_times: list[float]
     text: str | None = None
     t_scheduled: float | None = None
+    #: The engine's own account of this request where it reports one (Ollama's durations and
+    #: counts, LM Studio's stats), stored per request beside lembench's client-side times.
+    #: JSON-safe; None for engines that report nothing.
+    engine_stats: dict[str, Any] | None = None
 
     @property
     def t_first_token(self) -> float | None:

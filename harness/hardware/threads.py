@@ -25,6 +25,9 @@ from typing import Any
 SOURCE_BACKEND_OPTION = "backend_option"
 SOURCE_EXPERIMENT = "experiment"
 SOURCE_AFFINITY = "affinity"
+#: The engine fixes its own count and offers no setting (mlx's CPU back-end: one thread per
+#: operation); the requested count, if any, is recorded by the backend as not applied.
+SOURCE_ENGINE_FIXED = "engine_fixed"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ def request_timings(generations: list[tuple[int, Generation]], t0: float) -> lis
                 "t_end_s": g.t_end - t0,
             }
         )
+        if g.engine_stats is not None:
+            rows[-1]["engine_stats"] = g.engine_stats
     return rows
 
 

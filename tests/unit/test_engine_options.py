@@ -81,7 +81,7 @@ CASES = [
     pytest.param(
         exp("traffic: {pattern: poisson, qps: 2}"),
         "s.yaml: experiment.traffic: the pytorch backend does not serve traffic (backends that do:"
-        " openai, sglang, tensorrt-llm, vllm)",
+        " lmstudio, ollama, openai, sglang, tensorrt-llm, vllm)",
         id="traffic on a static backend",
     ),
     pytest.param(

@@ -291,7 +291,7 @@ CASES = [
     pytest.param(
         exp("backend: pytorh"),
         "s.yaml: experiment.backend: unknown backend 'pytorh'; did you mean 'pytorch'? (allowed: "
-        "llamacpp, openai, pytorch, sglang, tensorrt-llm, vllm)",
+        "llamacpp, lmstudio, mlx, ollama, openai, pytorch, sglang, tensorrt-llm, vllm)",
         id="unknown backend",
     ),
     pytest.param(
