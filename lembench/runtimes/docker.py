@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.contract.io import FATAL_FILE, write_fatal
+from harness.contract.io import FATAL_FILE, RESULTS_DIR, write_fatal
 from lembench.runtimes.base import (
     LOG_FILE,
     LaunchOutcome,
@@ -372,6 +372,7 @@ class DockerRuntime(Runtime):
         timed_out = False
         status: int | None = None
         lost: str | None = None
+        mirror = _LogMirror(container, io_dir, log_path)
         try:
             while True:
                 if time.monotonic() - start > timeout_s:
@@ -390,6 +391,7 @@ class DockerRuntime(Runtime):
                 if container.status in ("exited", "dead"):
                     status = _exit_status(container.wait(timeout=60))
                     break
+                mirror.refresh()
                 if on_poll is not None:
                     on_poll()
                 time.sleep(POLL_S)
@@ -442,19 +444,44 @@ def _oom_killed(container: Any) -> bool:
         return False
 
 
-def _cleanup(container: Any, log_path: Path) -> None:
-    """Keep the container's output in the log, then remove it (force: it may still run)."""
+class _LogMirror:
+    """Copies the container's output into the io folder's log whenever the harness has written a
+    new result, so a run the controller stores mid-launch (lembench.execute stores each result as
+    soon as it exists) has its log up to that point, as under the local runtime, whose harness
+    writes the log file directly. Reading the whole log only when a result appears keeps the cost
+    at one read per experiment, not one per poll."""
+
+    def __init__(self, container: Any, io_dir: Path, log_path: Path) -> None:
+        self.container, self.log_path = container, log_path
+        self.results = io_dir / RESULTS_DIR
+        self.seen = 0
+
+    def refresh(self) -> None:
+        try:
+            count = sum(1 for _ in self.results.iterdir())
+        except OSError:
+            return
+        if count != self.seen:
+            self.seen = count
+            _save_logs(self.container, self.log_path)
+
+
+def _save_logs(container: Any, log_path: Path) -> None:
+    """Write the container's whole output so far as the log (replacing an earlier copy; the
+    runtime's own lines are appended only after the container is gone)."""
     try:
         logs = container.logs(stdout=True, stderr=True)
     except Exception as exc:
         logs = f"lembench docker runtime: could not read the container's log: {one_line(exc)}\n"
     if isinstance(logs, str):
         logs = logs.encode()
-    try:
-        with log_path.open("ab") as f:
-            f.write(logs or b"")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        log_path.write_bytes(logs or b"")
+
+
+def _cleanup(container: Any, log_path: Path) -> None:
+    """Keep the container's output in the log, then remove it (force: it may still run)."""
+    _save_logs(container, log_path)
     with contextlib.suppress(Exception):
         container.remove(force=True)
 

@@ -221,6 +221,32 @@ def test_successful_launch(engine, environ, tmp_path: Path) -> None:
     assert "hf_secret_value" not in outcome.log_path.read_text()
 
 
+def test_the_log_is_in_the_io_folder_when_a_result_appears(engine, environ, tmp_path) -> None:
+    """The controller stores each result as soon as it exists, while the container still runs:
+    the log must be there by then, or that run is stored without one (as CI once found)."""
+    engine.add_image(CPU, LABELS)
+
+    def harness_writes_a_result(kwargs: dict[str, Any]) -> None:
+        results = Path(kwargs["working_dir"]) / "results"
+        results.mkdir()
+        (results / "e1.json").write_text("{}")
+
+    engine.program = Program(
+        status=0, duration_s=1.0, logs=b"e1 done\n", action=harness_writes_a_result
+    )
+    io_dir = tmp_path / "io"
+    _request(io_dir)
+    seen: list[bytes] = []
+
+    def on_poll() -> None:
+        log = io_dir / "harness.log"
+        seen.append(log.read_bytes() if log.exists() else b"")
+
+    outcome = _runtime(environ).launch(io_dir, 30, on_poll=on_poll)
+    assert seen and seen[0] == b"e1 done\n"
+    assert outcome.log_path.read_bytes() == b"e1 done\n"  # replaced at the end, not doubled
+
+
 def test_rootless_engine_runs_as_container_root(engine, environ, tmp_path: Path) -> None:
     engine.rootless = True
     engine.add_image(CPU, LABELS)
