@@ -48,6 +48,23 @@ _PRECISION_SHAPES = {
     "int4": "diamond",
     "nf4": "diamond",
     "fp4": "diamond",
+    # Engines' quantisation options (suite ``<backend>.quantization``), by stored width.
+    "bnb_int8": "triangle",
+    "w8a8_int8": "triangle",
+    "w8a8_fp8": "triangle",
+    "experts_int8": "triangle",
+    "fp8_e4m3": "triangle",
+    "int8_sq": "triangle",
+    "int8_wo": "triangle",
+    "int4_wo": "diamond",
+    "bnb_nf4": "diamond",
+    "bnb_fp4": "diamond",
+    "awq": "diamond",
+    "awq_marlin": "diamond",
+    "gptq": "diamond",
+    "gptq_marlin": "diamond",
+    "int4_awq": "diamond",
+    "w4a16": "diamond",
 }
 
 

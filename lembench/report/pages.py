@@ -185,7 +185,7 @@ def pareto_points(rows: list[Row], root: str = "") -> list[charts.Point]:
                 href=root + row.exp.page,
                 group=row.backend,
                 estimate=row.energy_class == "estimate",
-                precision=row.precision,
+                precision=row.mark or row.precision,
                 y_low=j.low,
                 y_high=j.high,
             )
@@ -193,15 +193,23 @@ def pareto_points(rows: list[Row], root: str = "") -> list[charts.Point]:
     return points
 
 
-def _series_key(row: Row) -> tuple[str, str, bool]:
-    return (row.backend, row.precision, row.energy_class == "estimate")
+def _series_key(row: Row) -> tuple[str, str, str, bool]:
+    return (row.backend, row.precision, row.mark, row.energy_class == "estimate")
+
+
+def _format_label(row: Row) -> str:
+    """A series' format in its legend: the precision, and the stored format when it differs
+    (``fp16 awq``, ``fp32 gguf:q4_1``)."""
+    if row.mark and row.mark != row.precision:
+        return f"{row.precision} {row.mark}"
+    return row.precision
 
 
 def _new_series(row: Row) -> charts.Series:
     estimate = row.energy_class == "estimate"
     return charts.Series(
-        f"{row.backend} {row.precision}", estimate=estimate, backend=row.backend,
-        precision=row.precision,
+        f"{row.backend} {_format_label(row)}", estimate=estimate, backend=row.backend,
+        precision=row.mark or row.precision,
     )  # fmt: skip
 
 
@@ -239,8 +247,8 @@ def tradeoff_panels(rows: list[Row], limit: int = 12) -> list[dict[str, Any]]:
     """ML.ENERGY's time-energy trade-off: per model, hardware and task, J/output token against
     the median inter-token latency, one line per backend and precision over its batch sizes
     (hover names the batch). Panels with fewer than two points are left out (no trade-off)."""
-    groups: dict[tuple[str, str, str], dict[tuple[str, str, bool], charts.Series]] = defaultdict(
-        dict
+    groups: dict[tuple[str, str, str], dict[tuple[str, str, str, bool], charts.Series]] = (
+        defaultdict(dict)
     )
     for row in rows:
         st, itl = row.stat("j_per_output_token"), row.stat("itl_p50_s").mean

@@ -110,7 +110,12 @@ def result(
                 "git_commit": None,
                 "git_dirty": None,
             },
-            "model": {"device": "cuda:0" if hardware else "cpu", "params": 8_030_000_000},
+            "model": {
+                "device": "cuda:0" if hardware else "cpu",
+                "params": 8_030_000_000,
+                # As the llamacpp backend records it: the GGUF file the weights came from.
+                **({"file": cfg["model"]} if str(cfg["model"]).endswith(".gguf") else {}),
+            },
             "measurement": {
                 "requested": {"meters": ["auto"], "country_iso_code": "USA", "region": None}
             },

@@ -217,6 +217,8 @@ class Row:
     task: str = ""  # the workload's request shape without its prompt count (groups.task_label)
     params: int | None = None  # model parameters as loaded (provenance), None when unknown
     weights: str = ""  # the weights' real format (weights_label)
+    #: What the chart mark's shape shows: the weights' stored format (mark_format).
+    mark: str = ""
     rank: int | None = None  # within the group, measured rows only
     rating: int | None = None  # 1-5 stars within the group (groups.stars)
     #: The aggregation's summary row (``<metric>_mean/_std/_n/_ci95_low/_ci95_high`` ...).
@@ -285,6 +287,7 @@ def build_rows(collected: Collected) -> list[Row]:
                 task=task_label(cfg.get("workload")),
                 params=params_of(exp),
                 weights=weights_label(exp),
+                mark=mark_format(exp),
             )
         )
     return order_and_rank(rows)
@@ -320,6 +323,26 @@ def weights_label(exp: Experiment) -> str:
             return f"GGUF {kind}"
         return f"GGUF {kind} -> {dtype}"
     return dtype
+
+
+def mark_format(exp: Experiment) -> str:
+    """The format a chart mark's shape stands for (``marks.precision_shape``): the GGUF file's
+    tensor type (``gguf:q4_1``), else the engine's quantisation option (``awq``, ``bnb_nf4``, ...),
+    else the precision. A quantised model computes in its precision but reads its stored weights,
+    so shaping it as its 16-bit precision put a 4-bit model among the 16-bit ones."""
+    cfg = exp.config if isinstance(exp.config, dict) else {}
+    model = _model_block(exp)
+    file = text(model.get("file") or model.get("gguf_file"))
+    if file.lower().endswith(".gguf"):
+        m = _GGUF_TYPE.search(file.replace("\\", "/").rsplit("/", 1)[-1])
+        if m:
+            return f"gguf:{m.group(1).lower()}"
+    block = {"tensorrt-llm": "tensorrt"}.get(text(cfg.get("backend")), text(cfg.get("backend")))
+    options = cfg.get(block) if block else None
+    method = options.get("quantization") if isinstance(options, dict) else None
+    if isinstance(method, str) and method and method != "gguf":
+        return method
+    return text(cfg.get("precision"))
 
 
 def order_and_rank(rows: list[Row]) -> list[Row]:

@@ -100,6 +100,24 @@ def test_one_colour_per_backend_and_one_shape_per_precision_on_every_chart() -> 
     assert "<polygon" in pareto and "<polygon" in batch  # fp8 is a triangle on both
 
 
+def test_a_quantised_model_is_shaped_by_its_stored_format_not_its_precision(tmp_path) -> None:
+    """A Q4 GGUF and an AWQ model compute in 16 bits but store 4-bit weights: their marks are the
+    4-bit diamond, and their series say both formats (the old rule drew them as 16-bit circles)."""
+    awq = [{**config("synthetic/m", "vllm", "fp16", b), "vllm": {"quantization": "awq"}}
+           for b in (1, 4)]  # fmt: skip
+    for cfg in (*awq, config("synthetic/m-Q4_K_M.gguf", "llamacpp", "fp16", 1),
+                config("synthetic/m", "vllm", "bf16", 1)):  # fmt: skip
+        write_run(tmp_path, *result(cfg))
+    rows = {(r.backend, r.precision, r.batch_size): r for r in build_rows(collect(tmp_path))}
+    assert rows[("vllm", "fp16", 1)].mark == rows[("vllm", "fp16", 4)].mark == "awq"
+    assert rows[("llamacpp", "fp16", 1)].mark == "gguf:q4_k_m"
+    assert rows[("vllm", "bf16", 1)].mark == "bf16"
+    assert [precision_shape(r.mark) for r in rows.values()].count("diamond") == 3
+    panels, _ = batch_panels(list(rows.values()))
+    (chart,) = [p["svg"] for p in panels if p["svg"] is not None]
+    assert "vllm fp16 awq" in str(chart) and str(chart).count("<polygon") >= 2  # two diamonds
+
+
 def test_whiskers_are_clipped_with_a_marker_never_dropped() -> None:
     """The old rule dropped a whisker whose lower bound was <= 0 and still stretched the axis to
     its upper bound; now the axis is scaled on the points and every whisker is drawn."""
