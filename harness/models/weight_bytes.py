@@ -192,12 +192,13 @@ def stored_weight_bytes(
     or None to fall back to parameters x the precision's width: the backend's own figure (GGUF
     tensor types), else the quantisation method the experiment asks for (suite option
     ``quantization`` of its backend block)."""
+    from harness.contract.registry import option_block  # the registry imports the backends
     from harness.hardware.peaks import BYTES_PER_ELEMENT, DTYPES  # peaks imports this module
 
     own = model_info.get("weight_bytes")
     if isinstance(own, dict) and own.get("per_step"):
         return WeightBytes(float(own["per_step"]), str(own.get("source", "")))
-    block = {"tensorrt-llm": "tensorrt"}.get(config.get("backend", ""), config.get("backend", ""))
+    block = option_block(config.get("backend", ""))
     engine_args = model_info.get("engine_args") or {}
     method = (config.get(block) or {}).get("quantization") or engine_args.get("quantization")
     params = flops.active_params or flops.params

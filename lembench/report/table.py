@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from harness.contract.registry import option_block
 from lembench.report.data import Collected, Experiment, number, text
 from lembench.report.groups import group_label, rank_within_groups, task_label
 from lembench.results.aggregate import model_label, variant_label, workload_label
@@ -315,14 +316,24 @@ def weights_label(exp: Experiment) -> str:
     if cfg.get("weights") == "dummy" or model.get("weights") == "dummy":
         return "random (dummy)"
     dtype = text(model.get("dtype"))
-    file = text(model.get("file") or model.get("gguf_file"))
-    if file.lower().endswith(".gguf"):
-        m = _GGUF_TYPE.search(file.replace("\\", "/").rsplit("/", 1)[-1])
-        kind = m.group(1).upper() if m else "?"
+    gguf = _gguf_type(exp)
+    if gguf is not None:
+        kind = gguf.upper() or "?"
         if cfg.get("backend") == "llamacpp" or not dtype:
             return f"GGUF {kind}"
         return f"GGUF {kind} -> {dtype}"
     return dtype
+
+
+def _gguf_type(exp: Experiment) -> str | None:
+    """The tensor type in the name of the GGUF file the weights came from ('' when the name does
+    not say); None when they came from no GGUF file."""
+    model = _model_block(exp)
+    file = text(model.get("file") or model.get("gguf_file"))
+    if not file.lower().endswith(".gguf"):
+        return None
+    m = _GGUF_TYPE.search(file.replace("\\", "/").rsplit("/", 1)[-1])
+    return m.group(1).lower() if m else ""
 
 
 def mark_format(exp: Experiment) -> str:
@@ -331,14 +342,11 @@ def mark_format(exp: Experiment) -> str:
     else the precision. A quantised model computes in its precision but reads its stored weights,
     so shaping it as its 16-bit precision put a 4-bit model among the 16-bit ones."""
     cfg = exp.config if isinstance(exp.config, dict) else {}
-    model = _model_block(exp)
-    file = text(model.get("file") or model.get("gguf_file"))
-    if file.lower().endswith(".gguf"):
-        m = _GGUF_TYPE.search(file.replace("\\", "/").rsplit("/", 1)[-1])
-        if m:
-            return f"gguf:{m.group(1).lower()}"
-    block = {"tensorrt-llm": "tensorrt"}.get(text(cfg.get("backend")), text(cfg.get("backend")))
-    options = cfg.get(block) if block else None
+    gguf = _gguf_type(exp)
+    if gguf:
+        return f"gguf:{gguf}"
+    backend = text(cfg.get("backend"))
+    options = cfg.get(option_block(backend)) if backend else None
     method = options.get("quantization") if isinstance(options, dict) else None
     if isinstance(method, str) and method and method != "gguf":
         return method
